@@ -50,6 +50,8 @@ export const MetaKey = {
   ClientId: 'client_id',
   SchemaVersion: 'schema_version',
   SchemaSnapshot: 'schema_snapshot',
+  /** Set while a migration is under way: the version it is going to. */
+  MigrationTarget: 'migration_target',
   CreatedAt: 'created_at',
 } as const;
 export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey];

@@ -130,8 +130,18 @@ describe('a migration killed mid-step (G10, G11)', () => {
     expect(crashed.tables.tasks).toBe(before.tables.tasks); // step 2 did not
     expect(crashed.meta.schema_version).toBe('1');
     expect(snapshotVersion(crashed.meta)).toBe(1);
+    expect(crashed.meta.migration_target).toBe('2');
+
+    // The old app cannot use the half-migrated file, and says why.
+    const old = await bindAs(v1, nodeDriver({ directory: t.dir })).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string },
+    );
+    expect(old?.code).toBe('schema_downgrade');
+    expect(old?.message).toMatch(/migration to schema version 2 was started/);
 
     const steps = await resumeAndCheck(before);
     expect(steps).toEqual([expect.stringMatching(/^rebuild table tasks \(/)]);
+    expect(rawState().meta.migration_target).toBeUndefined();
   });
 });

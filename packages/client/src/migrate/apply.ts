@@ -2,7 +2,7 @@ import { quoteIdent as q, sqliteColumn, sqliteCreateTable, sqliteIndexes } from 
 import type { SchemaModel } from '@dovetail/schema';
 import { enableForeignKeys } from '../boot.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
-import { MetaKey, readMeta, writeMeta } from '../engine-tables.js';
+import { META, MetaKey, readMeta, writeMeta } from '../engine-tables.js';
 import { describeViolation, DovetailError } from '../errors.js';
 import { applyStepToSnapshot, planMigration, snapshotOf } from './plan.js';
 import type { MigrationStep, SchemaSnapshot } from './plan.js';
@@ -37,6 +37,13 @@ export async function migrate(
   const stored = await readMeta(conn, MetaKey.SchemaSnapshot);
   let snapshot: SchemaSnapshot | undefined = stored === undefined ? undefined : (JSON.parse(stored) as SchemaSnapshot);
   const from = snapshot?.version;
+  const target = await readMeta(conn, MetaKey.MigrationTarget);
+  if (target !== undefined && Number(target) > model.version) {
+    throw new DovetailError(
+      'schema_downgrade',
+      `a migration to schema version ${target} was started on this database by a newer app and is not finished; this app has version ${model.version}. Open it with the newer app to finish the migration`,
+    );
+  }
   if (snapshot && snapshot.version === model.version) {
     const pending = planMigration(snapshot, model);
     if (pending.length > 0) {
@@ -51,7 +58,7 @@ export async function migrate(
   for (const [i, step] of steps.entries()) {
     onProgress?.({ step: i + 1, of: steps.length, description: step.description });
     const next = applyStepToSnapshot(snapshot, step);
-    await runStep(conn, step, next, driverName, `step ${i + 1} of ${steps.length} (${step.description})`);
+    await runStep(conn, step, next, model.version, driverName, `step ${i + 1} of ${steps.length} (${step.description})`);
     snapshot = next;
   }
   const final = snapshotOf(model);
@@ -59,6 +66,7 @@ export async function migrate(
   try {
     await writeMeta(conn, MetaKey.SchemaSnapshot, JSON.stringify(final));
     await writeMeta(conn, MetaKey.SchemaVersion, String(model.version));
+    await conn.run(`DELETE FROM ${META} WHERE key = ?`, [MetaKey.MigrationTarget]);
     await conn.exec('COMMIT');
   } catch (error) {
     await conn.exec('ROLLBACK').catch(() => undefined);
@@ -67,7 +75,7 @@ export async function migrate(
   return { from, to: model.version, steps: steps.map((s) => s.description) };
 }
 
-async function runStep(conn: SqliteConnection, step: MigrationStep, next: SchemaSnapshot, driverName: string, label: string): Promise<void> {
+async function runStep(conn: SqliteConnection, step: MigrationStep, next: SchemaSnapshot, target: number, driverName: string, label: string): Promise<void> {
   const rebuild = step.kind === 'rebuild';
   // Twelve-step procedure, step 1: keys off, outside any transaction, so that
   // dropping the old table does not cascade into its children.
@@ -85,6 +93,9 @@ async function runStep(conn: SqliteConnection, step: MigrationStep, next: Schema
       for (const sql of stepSql(step)) await conn.exec(sql);
       if (rebuild) await checkKeys(conn, label);
       await writeMeta(conn, MetaKey.SchemaSnapshot, JSON.stringify(next));
+      // Marks the database as on its way to `target`, so an older app that
+      // finds it half-migrated says so instead of asking for a version bump.
+      await writeMeta(conn, MetaKey.MigrationTarget, String(target));
       await conn.exec('COMMIT');
     } catch (error) {
       await conn.exec('ROLLBACK').catch(() => undefined);
