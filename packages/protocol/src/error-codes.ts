@@ -56,7 +56,7 @@ export const ErrorCodes = {
     action: 'Delete the row and insert a new one instead; ids never change.',
   },
   row_not_found: {
-    summary: 'An update or delete named a row that does not exist on this device.',
+    summary: 'An update or delete named a row that does not exist on this device, or a pushed update named a row that does not exist on the server.',
     action: 'Check the id, or use upsert when the row may not exist yet.',
   },
   duplicate_row: {
@@ -91,11 +91,99 @@ export const ErrorCodes = {
     summary: 'The SQLite driver failed in a way the engine does not recognise.',
     action: 'Read the cause attached to the error; report it if it persists.',
   },
+
+  // Request-level codes of the sync protocol: the body of a non-200 HTTP
+  // response or of a WebSocket error. `httpStatusOf` gives each one's status.
+  invalid_request: {
+    summary: 'A request or message was not well-formed: not JSON, a missing or unknown field, or a value of the wrong type or out of bounds.',
+    action: 'This is a client bug, and the message names the field (e.g. `mutations[3].ops[0].table`). Do not resend the same request unchanged: check each mutation with parseMutation before it enters the outbox; pushing one mutation per request finds the one at fault, which then goes to the rejected log as `invalid`.',
+  },
+  unsupported_protocol: {
+    summary: 'The message uses a protocol version the other side does not speak.',
+    action: 'Keep the outbox and stop syncing; update the app (or the server). The message lists the versions that are spoken.',
+  },
+  unauthorized: {
+    summary: 'The request has no token, or its Authorization header is not `Bearer <token>`.',
+    action: 'Get a token for the signed-in user from the app and send it as `Authorization: Bearer <token>`; do not sync while no user is signed in.',
+  },
+  token_expired: {
+    summary: 'The token has expired.',
+    action: 'Refresh the token through the app and retry once with the new one; nothing is lost meanwhile.',
+  },
+  token_invalid: {
+    summary: 'The token cannot be trusted: a bad signature, an algorithm the server does not accept (such as `none`), the wrong issuer or audience, or no subject.',
+    action: 'Do not retry with this token. Ask the app for a new token once; if that one is refused too, stop syncing and report it, because the app and the server disagree on how tokens are made.',
+  },
+  body_too_large: {
+    summary: "The request body is over the server's size limit.",
+    action: 'Push fewer mutations per request (halve the batch) and retry. If a push of one mutation alone is refused this way, that mutation can never be sent: treat it as rejected with reason `too_large`.',
+  },
+  too_many_mutations: {
+    summary: 'A push carried more mutations than the server accepts in one request.',
+    action: 'Push fewer mutations per request (halve the batch) and retry; the message names the limit.',
+  },
+  rate_limited: {
+    summary: 'The client sent too many requests.',
+    action: 'Wait at least the delay in the `Retry-After` header (seconds), then go on; the refused request applied nothing.',
+  },
+  cursor_expired: {
+    summary: 'The pull cursor is older than the server keeps deletions, or is not one the server can read, so the changes since it cannot be replayed.',
+    action: 'Pull again with `cursor: null`: the answer has `reset: true`, and the client rebuilds its synced tables from it. Keep the outbox.',
+  },
+  schema_mismatch: {
+    summary: "The client's schema version is not one the server accepts.",
+    action: 'Keep the outbox and pause sync: if the app is older than the server, update the app; if it is newer, the server has not been upgraded yet. Retry on a long backoff; the message lists the versions the server accepts.',
+  },
+  internal: {
+    summary: 'The server failed in a way it did not expect (a bug or an outage).',
+    action: 'Retry later with backoff; retrying a push is safe because each mutation applies exactly once. Report it if it persists.',
+  },
+  not_found: {
+    summary: 'The request went to a path or used a method the server does not serve.',
+    action: 'Use `POST /v1/push`, `POST /v1/pull` or the WebSocket at `/v1/poke`; check the server URL.',
+  },
+
+  // Reasons the server gives for refusing one mutation (`RejectReason`).
+  // They travel inside a 200 push response, never as an HTTP error; a
+  // refused mutation goes to the rejected log and is never retried.
+  parent_missing: {
+    summary: 'A pushed mutation was refused: a key points at a row that never existed on the server.',
+    action: 'Write the parent first (in this mutation or an earlier one), or fix the key; the details name the table, column, value and referenced table. Send the fix as a new mutation.',
+  },
+  parent_deleted: {
+    summary: "A pushed mutation was refused: a key points at a row that was deleted on the server, and that key's policy is `reject`.",
+    action: 'Tell the user that what they wrote into is gone; the details name the key and the deleted parent.',
+  },
+  parent_rejected: {
+    summary: 'A pushed mutation was refused because an earlier mutation of this client, which wrote a row this one depends on, was refused.',
+    action: 'Deal with the earlier rejected mutation first (the details name the row); this one was never applied either.',
+  },
+  forbidden: {
+    summary: 'A pushed mutation was refused because it writes a row the user does not own or moves a row to another owner; or, for a whole request (HTTP 403), the client id belongs to another user.',
+    action: 'Only write rows the signed-in user owns; the details name the table and row. For a 403, stop syncing: this device database belongs to another user, and its outbox must never be pushed under this token.',
+  },
+  conflict: {
+    summary: 'A mutation id was pushed again with different content; the first mutation with that id stands.',
+    action: 'A client bug: never reuse a mutation id, and never change a mutation once it was sent.',
+  },
+  too_large: {
+    summary: 'A pushed mutation was refused because it has more ops or more bytes than the server accepts in one mutation.',
+    action: 'Split the action into smaller mutations; the mutations behind the refused one keep syncing.',
+  },
+  invalid: {
+    summary: 'A pushed mutation was refused as invalid: a table, column or value that is not in the schema, or a broken CHECK, NOT NULL or UNIQUE constraint.',
+    action: 'Fix the write in the app; the details name the table, column and value.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
-/** The documented summary and action for a code. */
+/**
+ * The documented summary and action for a code.
+ *
+ * @example
+ * describeError('token_expired').action; // 'Refresh the token through the app and retry once ...'
+ */
 export function describeError(code: ErrorCode): ErrorCodeInfo {
   return ErrorCodes[code];
 }

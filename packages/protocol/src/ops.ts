@@ -16,6 +16,13 @@ export type Op =
   | { readonly op: 'update'; readonly table: string; readonly id: string; readonly set: RowValues }
   | { readonly op: 'delete'; readonly table: string; readonly id: string };
 
+/** The four kinds of row op. */
+export const OpKind = {
+  Insert: 'insert',
+  Upsert: 'upsert',
+  Update: 'update',
+  Delete: 'delete',
+} as const satisfies Record<string, Op['op']>;
 export type OpKind = Op['op'];
 
 /** One user action: ops applied atomically, identified by a client-made id. */

@@ -13,3 +13,4 @@ export type { ColumnModel, ForeignKeyModel, KeyGraph, OwnerModel, SchemaModel, T
 export { sqliteColumn, sqliteCreateTable, sqliteIndexes } from './sqlite-ddl.js';
 export { postgresColumn, postgresCreateTable, postgresForeignKey, postgresIndexes } from './postgres-ddl.js';
 export { quoteIdent, quoteLiteral } from './sql.js';
+export { checkValue, describeValue } from './values.js';

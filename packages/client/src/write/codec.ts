@@ -1,3 +1,4 @@
+import { checkValue, describeValue } from '@dovetail/schema';
 import type { ColumnModel, TableModel } from '@dovetail/schema';
 import type { RowValues, Value } from '@dovetail/protocol';
 import type { SqlRow, SqlValue } from '../driver.js';
@@ -29,30 +30,16 @@ export class TableCodec {
   /** Checks and converts one value for column `name`. */
   encode(name: string, value: unknown): SqlValue {
     const c = this.column(name);
-    const where = `${this.table.name}.${name}`;
-    if (value === null || value === undefined) {
-      if (!c.nullable) throw new DovetailError('invalid_value', `${where} may not be null`);
-      return null;
-    }
+    const problem = checkValue(c, value);
+    if (problem) throw new DovetailError('invalid_value', `${this.table.name}.${name} ${problem}`);
+    if (value === null || value === undefined) return null;
     switch (c.kind) {
-      case 'text':
-        if (typeof value !== 'string') throw invalid(where, 'a string', value);
-        return value;
-      case 'integer':
-        if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid(where, 'a safe integer', value);
-        return value;
-      case 'real':
-        if (typeof value !== 'number' || !Number.isFinite(value)) throw invalid(where, 'a finite number', value);
-        return value;
       case 'boolean':
-        if (typeof value !== 'boolean') throw invalid(where, 'true or false', value);
         return value ? 1 : 0;
       case 'json':
-        try {
-          return JSON.stringify(value);
-        } catch (error) {
-          throw new DovetailError('invalid_value', `${where} must be JSON-serializable`, { cause: error });
-        }
+        return JSON.stringify(value);
+      default:
+        return value as string | number;
     }
   }
 
@@ -74,7 +61,7 @@ export class TableCodec {
   idOf(row: RowValues): string {
     const id = row[this.table.primaryKey];
     if (typeof id !== 'string' || id.length === 0) {
-      throw new DovetailError('invalid_value', `${this.table.name}.${this.table.primaryKey} is the primary key and must be a non-empty string, got ${describe(id)}`);
+      throw new DovetailError('invalid_value', `${this.table.name}.${this.table.primaryKey} is the primary key and must be a non-empty string, got ${describeValue(id)}`);
     }
     return id;
   }
@@ -84,18 +71,4 @@ export class TableCodec {
       if (row[name] === undefined) throw new DovetailError('missing_column', `insert into ${this.table.name} is missing required column ${name}`);
     }
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '…' : value}'`;
-  if (value === undefined) return 'nothing';
-  try {
-    return `${typeof value} ${(JSON.stringify(value) as string | undefined)?.slice(0, 40) ?? typeof value}`;
-  } catch {
-    return typeof value;
-  }
-}
-
-function invalid(where: string, expected: string, value: unknown): DovetailError {
-  return new DovetailError('invalid_value', `${where} must be ${expected}, got ${describe(value)}`);
 }

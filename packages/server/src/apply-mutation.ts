@@ -1,0 +1,227 @@
+import { checkValue, quoteIdent as q } from '@dovetail/schema';
+import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail/schema';
+import type { JsonValue, Mutation, Op, RowValues } from '@dovetail/protocol';
+import { ownerOf } from './ownership.js';
+import { Refusal } from './refusal.js';
+import type { SqlQueryable } from './sql.js';
+
+interface Written {
+  readonly table: TableModel;
+  readonly id: string;
+  /** Columns the op set (all given columns for insert/upsert). */
+  readonly columns: ReadonlySet<string>;
+}
+
+export interface ApplyContext {
+  readonly tx: SqlQueryable;
+  readonly schema: Schema;
+  readonly userId: string;
+  readonly clientId: string;
+}
+
+/**
+ * Applies one mutation inside an open transaction, or throws a `Refusal`.
+ * Ownership is checked before (the row as it was) and after (the row as it
+ * is), keys are checked before COMMIT by looking for the parents (so
+ * Postgres never has to raise 23503), and a parent deleted meanwhile is
+ * handled by the key's declared policy.
+ */
+export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Promise<void> {
+  const written: Written[] = [];
+  const deleted: { table: TableModel; id: string }[] = [];
+  for (const [index, op] of mutation.ops.entries()) {
+    const table = tableOf(ctx.schema, op, index);
+    if (op.op === 'delete') {
+      const current = await currentRow(ctx.tx, table, op.id);
+      if (!current) continue; // already gone: deleting is idempotent
+      await requireOwner(ctx, table, current, op.id, 'delete');
+      await ctx.tx.query(`DELETE FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1`, [op.id]);
+      deleted.push({ table, id: op.id });
+      continue;
+    }
+    if (op.op === 'update') {
+      const current = await currentRow(ctx.tx, table, op.id);
+      if (!current) throw new Refusal('row_not_found', `update of ${table.name} '${op.id}': no such row on the server`, { table: table.name, rowId: op.id });
+      await requireOwner(ctx, table, current, op.id, 'update');
+      const set = checkColumns(table, op.set, index, false);
+      if (set.some((c) => c.name === table.primaryKey && op.set[c.name] !== op.id)) {
+        throw new Refusal('invalid', `update of ${table.name} '${op.id}' changes its primary key`, { table: table.name, rowId: op.id });
+      }
+      const cols = set.filter((c) => c.name !== table.primaryKey);
+      if (cols.length === 0) continue;
+      const params = cols.map((c) => encode(c, op.set[c.name]));
+      await ctx.tx.query(`UPDATE ${q(table.name)} SET ${cols.map((c, i) => `${q(c.name)} = ${placeholder(c, i + 1)}`).join(', ')} WHERE ${q(table.primaryKey)} = $${cols.length + 1}`, [...params, op.id]);
+      written.push({ table, id: op.id, columns: new Set(cols.map((c) => c.name)) });
+      continue;
+    }
+    // insert / upsert
+    const cols = checkColumns(table, op.row, index, true);
+    const id = op.row[table.primaryKey];
+    if (typeof id !== 'string' || id.length === 0) throw new Refusal('invalid', `${op.op} into ${table.name}: ${table.primaryKey} must be a non-empty string`, { table: table.name });
+    const current = await currentRow(ctx.tx, table, id);
+    if (current) {
+      if (op.op === 'insert') throw new Refusal('invalid', `insert into ${table.name}: a row with ${table.primaryKey} '${id}' already exists`, { table: table.name, rowId: id });
+      await requireOwner(ctx, table, current, id, 'upsert');
+    }
+    const params = cols.map((c) => encode(c, op.row[c.name]));
+    const names = cols.map((c) => q(c.name)).join(', ');
+    const values = cols.map((c, i) => placeholder(c, i + 1)).join(', ');
+    const update = cols.filter((c) => c.name !== table.primaryKey);
+    const conflict =
+      op.op === 'upsert'
+        ? update.length > 0
+          ? ` ON CONFLICT (${q(table.primaryKey)}) DO UPDATE SET ${update.map((c) => `${q(c.name)} = EXCLUDED.${q(c.name)}`).join(', ')}`
+          : ` ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`
+        : '';
+    await ctx.tx.query(`INSERT INTO ${q(table.name)} (${names}) VALUES (${values})${conflict}`, params);
+    written.push({ table, id, columns: new Set(cols.map((c) => c.name)) });
+  }
+
+  // A row that plainly belongs to someone else is refused as such, before
+  // its keys are looked at; then the keys; then every row the mutation
+  // wrote must belong to the user.
+  await checkOwners(ctx, written, true);
+  for (const w of written) await checkParents(ctx, w);
+  for (const d of deleted) await checkRestrictedChildren(ctx, d.table, d.id);
+  await checkOwners(ctx, written, false);
+}
+
+async function checkOwners(ctx: ApplyContext, written: readonly Written[], knownOnly: boolean): Promise<void> {
+  for (const w of written) {
+    const row = await currentRow(ctx.tx, w.table, w.id);
+    if (!row) continue; // removed again later in the mutation, or by a cascade
+    const owner = await ownerOf(ctx.tx, ctx.schema, w.table, row);
+    if (owner === ctx.userId || (knownOnly && owner === undefined)) continue;
+    throw new Refusal('forbidden', `${w.table.name} '${w.id}' would belong to ${owner === undefined ? 'no one' : 'another user'}; you may only write rows you own`, { table: w.table.name, rowId: w.id });
+  }
+}
+
+function tableOf(schema: Schema, op: Op, index: number): TableModel {
+  const name = (op as { table?: unknown }).table;
+  const table = typeof name === 'string' && schema.hasTable(name) ? schema.table(name) : undefined;
+  if (!table || table.visibility.kind === 'none') {
+    throw new Refusal('invalid', `ops[${index}]: no synced table '${String(name)}'`, typeof name === 'string' ? { table: name } : {});
+  }
+  return table;
+}
+
+function checkColumns(table: TableModel, values: RowValues, index: number, full: boolean): ColumnModel[] {
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const out: ColumnModel[] = [];
+  for (const [name, value] of Object.entries(values)) {
+    const c = byName.get(name);
+    if (!c) throw new Refusal('invalid', `ops[${index}]: ${table.name} has no column '${name}'`, { table: table.name, column: name });
+    const problem = checkValue(c, value);
+    if (problem) throw new Refusal('invalid', `ops[${index}]: ${table.name}.${name} ${problem}`, { table: table.name, column: name });
+    out.push(c);
+  }
+  if (full) {
+    for (const c of table.columns) {
+      if (!c.nullable && !c.hasDefault && values[c.name] === undefined) {
+        throw new Refusal('invalid', `ops[${index}]: insert into ${table.name} is missing required column ${c.name}`, { table: table.name, column: c.name });
+      }
+    }
+  }
+  return out;
+}
+
+function placeholder(c: ColumnModel, n: number): string {
+  return c.kind === 'json' ? `$${n}::jsonb` : `$${n}`;
+}
+
+function encode(c: ColumnModel, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  return c.kind === 'json' ? JSON.stringify(value) : value;
+}
+
+async function currentRow(tx: SqlQueryable, table: TableModel, id: string): Promise<Record<string, unknown> | undefined> {
+  const rows = await tx.query(`SELECT * FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1 FOR UPDATE`, [id]);
+  return rows[0];
+}
+
+async function requireOwner(ctx: ApplyContext, table: TableModel, row: Record<string, unknown>, id: string, what: string): Promise<void> {
+  const owner = await ownerOf(ctx.tx, ctx.schema, table, row);
+  if (owner !== ctx.userId) {
+    throw new Refusal('forbidden', `${what} of ${table.name} '${id}': the row belongs to ${owner === undefined ? 'no one' : 'another user'}`, { table: table.name, rowId: id });
+  }
+}
+
+/** Every key the row sets must find its parent; a missing parent becomes a typed refusal (or is handled by its policy). */
+async function checkParents(ctx: ApplyContext, w: Written): Promise<void> {
+  const row = await currentRow(ctx.tx, w.table, w.id);
+  if (!row) return;
+  for (const fk of w.table.foreignKeys) {
+    if (!w.columns.has(fk.column)) continue;
+    const value = row[fk.column];
+    // Keys are text (the schema insists), so anything else is no key at all.
+    if (typeof value !== 'string') continue;
+    const parent = ctx.schema.table(fk.refTable);
+    const found = await ctx.tx.query(`SELECT 1 FROM ${q(parent.name)} WHERE ${q(fk.refColumn)} = $1 FOR KEY SHARE`, [value]);
+    if (found.length > 0) continue;
+    await missingParent(ctx, w, fk, value);
+  }
+}
+
+async function missingParent(ctx: ApplyContext, w: Written, fk: ForeignKeyModel, value: string): Promise<void> {
+  const details = { table: w.table.name, column: fk.column, value: value as JsonValue, referencedTable: fk.refTable, rowId: w.id };
+  const refused = await ctx.tx.query(`SELECT 1 FROM _dovetail_refused WHERE client_id = $1 AND tbl = $2 AND row_id = $3`, [ctx.clientId, fk.refTable, value]);
+  if (refused.length > 0) {
+    throw new Refusal('parent_rejected', `${w.table.name}.${fk.column} = '${value}': ${fk.refTable} '${value}' was created by an earlier mutation of this device that was refused`, details);
+  }
+  const tombstone = await ctx.tx.query<{ old_row: Record<string, unknown> }>(
+    `SELECT old_row FROM _dovetail_changes WHERE tbl = $1 AND row_id = $2 AND old_row IS NOT NULL ORDER BY seq DESC LIMIT 1`,
+    [fk.refTable, value],
+  );
+  const old = tombstone[0]?.old_row;
+  if (!old) {
+    throw new Refusal('parent_missing', `${w.table.name}.${fk.column} = '${value}' has no ${fk.refTable}.${fk.refColumn}`, details);
+  }
+  switch (fk.onConcurrentDelete) {
+    case 'reject':
+      throw new Refusal('parent_deleted', `${w.table.name}.${fk.column} = '${value}': ${fk.refTable} '${value}' was deleted while this change was offline`, details);
+    case 'cascade':
+      // The child goes the way of its parent; its delete is captured as a tombstone.
+      await ctx.tx.query(`DELETE FROM ${q(w.table.name)} WHERE ${q(w.table.primaryKey)} = $1`, [w.id]);
+      return;
+    case 'restore': {
+      const parent = ctx.schema.table(fk.refTable);
+      const cols = parent.columns.filter((c) => c.name in old);
+      await ctx.tx.query(
+        `INSERT INTO ${q(parent.name)} (${cols.map((c) => q(c.name)).join(', ')}) VALUES (${cols.map((c, i) => placeholder(c, i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
+        cols.map((c) => encode(c, old[c.name])),
+      );
+      await checkParents(ctx, { table: parent, id: value, columns: new Set(cols.map((c) => c.name)) });
+      return;
+    }
+  }
+}
+
+async function checkRestrictedChildren(ctx: ApplyContext, table: TableModel, id: string): Promise<void> {
+  for (const fk of ctx.schema.childrenOf(table.name)) {
+    if (fk.onDelete !== 'restrict') continue;
+    const rows = await ctx.tx.query(`SELECT ${q(ctx.schema.table(fk.table).primaryKey)} AS id FROM ${q(fk.table)} WHERE ${q(fk.column)} = $1 LIMIT 1`, [id]);
+    const child = rows[0] as { id?: string } | undefined;
+    if (child) {
+      throw new Refusal('invalid', `cannot delete ${table.name} '${id}': ${fk.table} '${String(child.id)}' still points at it through ${fk.table}.${fk.column} (restrict)`, {
+        table: fk.table,
+        column: fk.column,
+        value: id,
+        referencedTable: table.name,
+        rowId: String(child.id),
+      });
+    }
+  }
+}
+
+/** Rows a mutation would create, recorded when it is refused so dependants get `parent_rejected`. */
+export function createdRows(mutation: Mutation, schema: Schema): { table: string; id: string }[] {
+  const out: { table: string; id: string }[] = [];
+  for (const op of mutation.ops) {
+    if ((op.op === 'insert' || op.op === 'upsert') && schema.hasTable(op.table)) {
+      const id = op.row[schema.table(op.table).primaryKey];
+      if (typeof id === 'string') out.push({ table: op.table, id });
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,61 @@
+import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
+import { ServerError } from './errors.js';
+
+export interface AuthOptions {
+  /** HS256 shared secret (e.g. Supabase's JWT secret). */
+  readonly secret?: string;
+  /** A JWKS URL for RS256/ES256 tokens (e.g. `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`). */
+  readonly jwksUrl?: string;
+  /** Required `iss`, when set. */
+  readonly issuer?: string;
+  /** Required `aud`, when set (Supabase uses `authenticated`). */
+  readonly audience?: string;
+  /** Tolerated clock skew in seconds. Default 5. */
+  readonly clockToleranceSeconds?: number;
+  /** The clock, in ms since the epoch (for tests). */
+  readonly now?: () => number;
+}
+
+export interface Identity {
+  /** The user id: the token's `sub`. */
+  readonly userId: string;
+  readonly claims: JWTPayload;
+}
+
+export type Authenticator = (authorization: string | undefined) => Promise<Identity>;
+
+/**
+ * Verifies bearer tokens. The user comes only from a verified token's
+ * `sub`; `alg: none` and any algorithm other than the configured ones are
+ * refused.
+ */
+export function createAuthenticator(options: AuthOptions): Authenticator {
+  if (!options.secret && !options.jwksUrl) throw new Error('auth needs a secret (HS256) or a jwksUrl');
+  const key = options.secret ? new TextEncoder().encode(options.secret) : undefined;
+  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+  const algorithms = key ? ['HS256'] : ['RS256', 'ES256', 'EdDSA'];
+  return async (authorization) => {
+    const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
+    if (!token) throw new ServerError('unauthorized', 'no bearer token: send "Authorization: Bearer <JWT>"');
+    const verifyOptions = {
+      algorithms,
+      clockTolerance: options.clockToleranceSeconds ?? 5,
+      ...(options.issuer ? { issuer: options.issuer } : {}),
+      ...(options.audience ? { audience: options.audience } : {}),
+      ...(options.now ? { currentDate: new Date(options.now()) } : {}),
+    };
+    let payload: JWTPayload;
+    try {
+      payload = key ? (await jwtVerify(token, key, verifyOptions)).payload : (await jwtVerify(token, jwks as ReturnType<typeof createRemoteJWKSet>, verifyOptions)).payload;
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) throw new ServerError('token_expired', 'the token has expired');
+      const why = error instanceof Error ? error.message : 'unknown reason';
+      throw new ServerError('token_invalid', `the token was refused: ${why}`);
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 1024) {
+      throw new ServerError('token_invalid', 'the token has no usable "sub" claim (the user id)');
+    }
+    return { userId: payload.sub, claims: payload };
+  };
+}

@@ -1,0 +1,35 @@
+import { quoteIdent as q } from '@dovetail/schema';
+import type { Schema } from '@dovetail/schema';
+import type { Identity } from './auth.js';
+import type { Sql } from './sql.js';
+
+/** Columns of a user's identity row, from their token's claims (the id is added). */
+export type IdentityRow = (identity: Identity) => Record<string, unknown>;
+
+/** Takes `name` from the claims (`name`, `user_metadata.full_name`, or `email`) when the table has such a column. */
+export const defaultIdentityRow: IdentityRow = ({ claims }) => {
+  const meta = (claims['user_metadata'] ?? {}) as Record<string, unknown>;
+  const name = claims['name'] ?? meta['full_name'] ?? meta['name'] ?? claims['email'];
+  return typeof name === 'string' ? { name } : {};
+};
+
+/**
+ * G14: makes sure the user's identity row exists before anything of theirs
+ * is applied. Only columns the table has are written; an existing row is
+ * left as it is.
+ */
+export async function ensureIdentity(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow): Promise<void> {
+  const table = schema.identity;
+  const known = new Set(table.columns.map((c) => c.name));
+  const values: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(identityRow(identity))) if (known.has(k) && v !== undefined) values[k] = v;
+  values[table.primaryKey] = identity.userId;
+  for (const c of table.columns) {
+    if (!c.nullable && !c.hasDefault && values[c.name] === undefined) values[c.name] = c.kind === 'text' ? '' : c.kind === 'boolean' ? false : c.kind === 'json' ? {} : 0;
+  }
+  const cols = Object.keys(values);
+  await sql.query(
+    `INSERT INTO ${q(table.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map((c, i) => (table.columns.find((x) => x.name === c)?.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')}) ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`,
+    cols.map((c) => (table.columns.find((x) => x.name === c)?.kind === 'json' ? JSON.stringify(values[c]) : values[c])),
+  );
+}

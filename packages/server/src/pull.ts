@@ -1,0 +1,223 @@
+import { quoteIdent as q } from '@dovetail/schema';
+import type { Schema, TableModel } from '@dovetail/schema';
+import type { RowValues } from '@dovetail/protocol';
+import type { Identity } from './auth.js';
+import { ServerError } from './errors.js';
+import { ensureIdentity } from './identity.js';
+import type { IdentityRow } from './identity.js';
+import type { Sql, SqlQueryable } from './sql.js';
+import { deletedRowCondition, visibleCondition } from './visibility.js';
+
+export type Change = { readonly op: 'upsert'; readonly table: string; readonly row: RowValues } | { readonly op: 'delete'; readonly table: string; readonly id: string };
+
+export interface PullResult {
+  readonly cursor: string;
+  readonly reset: boolean;
+  readonly changes: Change[];
+  readonly hasMore: boolean;
+  readonly lastMutationId: string | null;
+}
+
+export interface PullDeps {
+  readonly sql: Sql;
+  readonly schema: Schema;
+  readonly identityRow: IdentityRow;
+}
+
+/**
+ * The cursor is the Postgres snapshot the last pull read (`xmin:xmax:xip`).
+ * A pull returns every row written by a transaction visible now but not in
+ * that snapshot, read in one REPEATABLE READ snapshot: so a transaction that
+ * commits late is never skipped (it was in progress, hence invisible, in the
+ * old snapshot), and the rows sent are a consistent, key-closed state.
+ */
+const CURSOR_PREFIX = 'v1.';
+
+export function encodeCursor(snapshot: string): string {
+  return CURSOR_PREFIX + Buffer.from(snapshot, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  const snapshot = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
+  if (!/^\d+:\d+:(\d+(,\d+)*)?$/.test(snapshot)) {
+    throw new ServerError('cursor_expired', 'the cursor is not one this server issued (another deployment, or damaged); pull again with cursor null to resync');
+  }
+  return snapshot;
+}
+
+/** The user's changes since `cursor` (everything visible when it is null). */
+export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null): Promise<PullResult> {
+  await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
+  const prev = cursor === null ? null : decodeCursor(cursor);
+  return deps.sql.transaction(
+    async (tx) => {
+      const [snap] = await tx.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
+      const snapshot = snap?.s ?? '';
+      if (prev !== null) await checkRetention(tx, prev);
+      const changes = prev === null ? await everything(tx, deps.schema, identity.userId) : await since(tx, deps.schema, identity.userId, prev);
+      const last = await tx.query<{ mutation_id: string }>('SELECT mutation_id FROM _dovetail_ledger WHERE client_id = $1 ORDER BY seq DESC LIMIT 1', [clientId]);
+      return { cursor: encodeCursor(snapshot), reset: prev === null, changes, hasMore: false, lastMutationId: last[0]?.mutation_id ?? null };
+    },
+    { isolation: 'repeatable read', readOnly: true },
+  );
+}
+
+async function checkRetention(tx: SqlQueryable, prev: string): Promise<void> {
+  const rows = await tx.query<{ expired: boolean }>(
+    `SELECT (value::xid8 >= pg_snapshot_xmin($1::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+    [prev],
+  );
+  if (rows[0]?.expired) {
+    throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
+  }
+}
+
+async function everything(tx: SqlQueryable, schema: Schema, userId: string): Promise<Change[]> {
+  const out: Change[] = [];
+  for (const t of schema.syncedTables) {
+    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(schema, t, 'r')} ORDER BY r.${q(t.primaryKey)}`, [userId]);
+    out.push(...upserts(t, rows));
+  }
+  return out;
+}
+
+async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string): Promise<Change[]> {
+  const changed = await tx.query<{ tbl: string; row_id: string; old_row: Record<string, unknown> | null }>(
+    `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
+      WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
+      ORDER BY tbl, row_id, seq DESC`,
+    [prev],
+  );
+  const byTable = new Map<string, string[]>();
+  for (const c of changed) {
+    const ids = byTable.get(c.tbl) ?? [];
+    ids.push(c.row_id);
+    byTable.set(c.tbl, ids);
+  }
+  const upsertsOut: Change[] = [];
+  const deletesOut: Change[] = [];
+  const { expanded, revoked } = await membershipExpansion(tx, schema, userId, changed);
+  for (const t of schema.syncedTables) {
+    const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
+    if (ids.length === 0) continue;
+    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, ids]);
+    upsertsOut.push(...upserts(t, rows));
+    const sent = new Set(rows.map((r) => String(r[t.primaryKey])));
+    const gone = ids.filter((id) => !sent.has(id));
+    if (gone.length === 0) continue;
+    // Rows that are gone, or that the user may no longer see: a delete, but
+    // only for rows the user may have held (judged from their last values).
+    const deleted = await tx.query<{ id: string }>(
+      `SELECT g.id FROM unnest($2::text[]) AS g(id)
+        LEFT JOIN LATERAL (SELECT old_row FROM _dovetail_changes c WHERE c.tbl = ${lit(t.name)} AND c.row_id = g.id AND c.old_row IS NOT NULL ORDER BY c.seq DESC LIMIT 1) o ON TRUE
+        WHERE o.old_row IS NULL OR ${deletedRowCondition(schema, t)}`,
+      [userId, gone],
+    );
+    for (const d of deleted) deletesOut.push({ op: 'delete', table: t.name, id: d.id });
+  }
+  for (const [table, revokedIds] of revoked) {
+    const already = new Set(deletesOut.filter((d) => d.table === table).map((d) => (d as { id: string }).id));
+    for (const id of new Set(revokedIds)) if (!already.has(id)) deletesOut.push({ op: 'delete', table, id });
+  }
+  // Deletes children first.
+  const order = new Map(schema.tables.map((t, i) => [t.name, i]));
+  deletesOut.sort((a, b) => (order.get(b.table) ?? 0) - (order.get(a.table) ?? 0));
+  return [...upsertsOut, ...deletesOut];
+}
+
+/**
+ * A membership row naming the user makes a whole subtree visible without
+ * any of its rows changing (being added to a conversation shows its past
+ * messages): such rows are added to the pull. A membership row that no
+ * longer names the user takes the subtree away: its rows are deleted on
+ * the device.
+ */
+async function membershipExpansion(
+  tx: SqlQueryable,
+  schema: Schema,
+  userId: string,
+  changed: readonly { tbl: string; row_id: string; old_row: Record<string, unknown> | null }[],
+): Promise<{ expanded: Map<string, string[]>; revoked: Map<string, string[]> }> {
+  const expanded = new Map<string, string[]>();
+  const revoked = new Map<string, string[]>();
+  const into = (map: Map<string, string[]>) => (table: string, ids: readonly string[]): void => {
+    map.set(table, [...(map.get(table) ?? []), ...ids]);
+  };
+  for (const t of schema.syncedTables) {
+    const v = t.visibility;
+    if (v.kind !== 'members') continue;
+    const touched = changed.filter((c) => c.tbl === v.table);
+    if (touched.length === 0) continue;
+    const ids = touched.map((c) => c.row_id);
+    const keys = await tx.query<{ k: string }>(`SELECT DISTINCT m.${q(v.key)}::text AS k FROM ${q(v.table)} m WHERE m.id = ANY($2::text[]) AND m.${q(v.user)} = $1`, [userId, ids]);
+    const roots = keys.map((k) => k.k);
+    if (roots.length > 0) {
+      into(expanded)(t.name, roots);
+      await addDescendants(tx, schema, t, roots, into(expanded));
+    }
+    // Memberships of this user that are gone (or moved): roots they can no longer see.
+    const lostRoots = touched.filter((c) => c.old_row && c.old_row[v.user] === userId).map((c) => String(c.old_row?.[v.key]));
+    if (lostRoots.length === 0) continue;
+    const stillVisible = await tx.query<{ id: string }>(`SELECT r.${q(t.primaryKey)}::text AS id FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, lostRoots]);
+    const visible = new Set(stillVisible.map((r) => r.id));
+    const lost = lostRoots.filter((r) => !visible.has(r));
+    if (lost.length === 0) continue;
+    into(revoked)(t.name, lost);
+    into(revoked)(v.table, touched.filter((c) => c.old_row && c.old_row[v.user] === userId).map((c) => c.row_id));
+    await addDescendants(tx, schema, t, lost, into(revoked));
+  }
+  return { expanded, revoked };
+}
+
+async function addDescendants(tx: SqlQueryable, schema: Schema, parent: TableModel, ids: readonly string[], add: (table: string, ids: readonly string[]) => void, depth = 0): Promise<void> {
+  if (depth > 8 || ids.length === 0) return;
+  for (const child of schema.syncedTables) {
+    const v = child.visibility;
+    if (v.kind !== 'through' || v.table !== parent.name || child.name === parent.name) continue;
+    const rows = await tx.query<{ id: string }>(`SELECT ${q(child.primaryKey)}::text AS id FROM ${q(child.name)} WHERE ${q(v.column)} = ANY($1::text[])`, [ids]);
+    const childIds = rows.map((r) => r.id);
+    add(child.name, childIds);
+    await addDescendants(tx, schema, child, childIds, add, depth + 1);
+  }
+}
+
+/** Upserts of one table, parents before children within a self-referencing table. */
+function upserts(t: TableModel, rows: readonly Record<string, unknown>[]): Change[] {
+  const ordered = t.selfReferencing ? parentsFirst(t, rows) : rows;
+  const integers = new Set(t.columns.filter((c) => c.kind === 'integer' || c.kind === 'real').map((c) => c.name));
+  return ordered.map((row) => ({ op: 'upsert', table: t.name, row: wireRow(row, integers) }));
+}
+
+function parentsFirst(t: TableModel, rows: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  const selfKeys = t.foreignKeys.filter((k) => k.refTable === t.name).map((k) => k.column);
+  const byId = new Map(rows.map((r) => [String(r[t.primaryKey]), r]));
+  const seen = new Set<string>();
+  const out: Record<string, unknown>[] = [];
+  const visit = (r: Record<string, unknown>, depth: number): void => {
+    const id = String(r[t.primaryKey]);
+    if (seen.has(id)) return;
+    seen.add(id);
+    if (depth < 10_000) {
+      for (const k of selfKeys) {
+        const parent = byId.get(String(r[k]));
+        if (parent) visit(parent, depth + 1);
+      }
+    }
+    out.push(r);
+  };
+  for (const r of rows) visit(r, 0);
+  return out;
+}
+
+/** Postgres values as they travel: `bigint` columns arrive as strings (pg) or bigints (PGlite). */
+function wireRow(row: Record<string, unknown>, numeric: ReadonlySet<string>): RowValues {
+  const out: Record<string, RowValues[string]> = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] = v !== null && numeric.has(k) ? Number(v) : (v as RowValues[string]);
+  }
+  return out;
+}
+
+function lit(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}

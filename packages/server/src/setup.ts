@@ -1,0 +1,123 @@
+import { quoteIdent as q, quoteLiteral } from '@dovetail/schema';
+import type { Schema } from '@dovetail/schema';
+import type { Sql, SqlQueryable } from './sql.js';
+
+/** The channel on which committed changes are announced (payload: table name). */
+export const CHANGES_CHANNEL = 'dovetail_changes';
+
+/**
+ * The engine's own tables on the server:
+ * - `_dovetail_changes`: one entry per written row, by the capture triggers,
+ *   with the writing transaction's id (`xid8`), so pulls follow commit
+ *   order through snapshots, and the old row of a delete (for visibility);
+ * - `_dovetail_ledger`: every processed mutation (client, id, result),
+ *   written in the same transaction as its effects;
+ * - `_dovetail_refused`: rows that refused mutations would have created, so
+ *   a later mutation that needs one is refused with `parent_rejected`;
+ * - `_dovetail_meta`: key/value settings (the pruning watermark).
+ */
+const ENGINE_DDL = [
+  `CREATE TABLE IF NOT EXISTS _dovetail_meta (key text PRIMARY KEY, value text NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS _dovetail_changes (
+     seq bigserial PRIMARY KEY,
+     xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+     tbl text NOT NULL,
+     row_id text NOT NULL,
+     old_row jsonb,
+     at timestamptz NOT NULL DEFAULT now()
+   )`,
+  `CREATE INDEX IF NOT EXISTS _dovetail_changes_xid ON _dovetail_changes (xid)`,
+  `CREATE INDEX IF NOT EXISTS _dovetail_changes_at ON _dovetail_changes (at)`,
+  `CREATE TABLE IF NOT EXISTS _dovetail_ledger (
+     client_id text NOT NULL,
+     mutation_id text NOT NULL,
+     user_id text NOT NULL,
+     seq bigint NOT NULL,
+     digest text NOT NULL,
+     result jsonb NOT NULL,
+     xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+     at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (client_id, mutation_id)
+   )`,
+  `CREATE UNIQUE INDEX IF NOT EXISTS _dovetail_ledger_order ON _dovetail_ledger (client_id, seq)`,
+  `CREATE TABLE IF NOT EXISTS _dovetail_refused (
+     client_id text NOT NULL,
+     tbl text NOT NULL,
+     row_id text NOT NULL,
+     PRIMARY KEY (client_id, tbl, row_id)
+   )`,
+  `CREATE OR REPLACE FUNCTION _dovetail_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     IF TG_OP = 'DELETE' THEN
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+       RETURN OLD;
+     END IF;
+     IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+     END IF;
+     INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+     RETURN NEW;
+   END $$`,
+  `CREATE OR REPLACE FUNCTION _dovetail_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
+     RETURN NULL;
+   END $$`,
+];
+
+/** Capture triggers for one synced table. The primary key column is named by the schema. */
+function captureDdl(table: string, primaryKey: string): string[] {
+  const fn = primaryKey === 'id' ? '_dovetail_capture' : `_dovetail_capture_${table}`;
+  const ddl: string[] = [];
+  if (primaryKey !== 'id') {
+    ddl.push(`CREATE OR REPLACE FUNCTION ${q(fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     IF TG_OP = 'DELETE' THEN
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
+       RETURN OLD;
+     END IF;
+     INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+     RETURN NEW;
+   END $$`);
+  }
+  ddl.push(
+    `DROP TRIGGER IF EXISTS _dovetail_capture ON ${q(table)}`,
+    `CREATE TRIGGER _dovetail_capture AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH ROW EXECUTE FUNCTION ${q(fn)}()`,
+    `DROP TRIGGER IF EXISTS _dovetail_announce ON ${q(table)}`,
+    `CREATE TRIGGER _dovetail_announce AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH STATEMENT EXECUTE FUNCTION _dovetail_announce()`,
+  );
+  return ddl;
+}
+
+async function tableExists(db: SqlQueryable, table: string): Promise<boolean> {
+  const rows = await db.query<{ t: string | null }>(`SELECT to_regclass(${quoteLiteral(table)})::text AS t`);
+  return rows[0]?.t != null;
+}
+
+/**
+ * Prepares a database for sync: the app's tables with their deferrable keys
+ * (created only where missing: changing existing tables is `dovetail
+ * migrate`'s job), the engine tables, and capture triggers on every synced
+ * table, so rows written by any code path reach devices.
+ */
+export async function setupDatabase(sql: Sql, schema: Schema): Promise<void> {
+  await sql.transaction(async (tx) => {
+    // One setup at a time, across server instances sharing the database.
+    await tx.query('SELECT pg_advisory_xact_lock(7474020501)');
+    for (const ddl of ENGINE_DDL) await tx.query(ddl);
+    const missing: string[] = [];
+    for (const t of schema.tables) if (!(await tableExists(tx, t.name))) missing.push(t.name);
+    if (missing.length === schema.tables.length) {
+      for (const ddl of schema.postgresDdl()) await tx.query(ddl);
+    } else if (missing.length > 0) {
+      const byName = new Set(missing);
+      const all = schema.postgresDdl();
+      // Partial: create only the missing tables, their keys and indexes.
+      for (const ddl of all) {
+        const target = /^(?:CREATE TABLE|ALTER TABLE|CREATE INDEX \S+ ON) "([a-z0-9_]+)"/.exec(ddl)?.[1];
+        if (target && byName.has(target)) await tx.query(ddl);
+      }
+    }
+    for (const t of schema.syncedTables) for (const ddl of captureDdl(t.name, t.primaryKey)) await tx.query(ddl);
+  });
+}

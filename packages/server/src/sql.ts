@@ -1,0 +1,36 @@
+/**
+ * The server's view of Postgres: the same SQL runs on embedded PGlite and
+ * on any Postgres server reached through `pg`. Identifiers in SQL come only
+ * from the schema, never from requests; values always travel as parameters.
+ */
+export interface SqlQueryable {
+  query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
+
+export interface Sql extends SqlQueryable {
+  /** `embedded` (PGlite) or `postgres`. */
+  readonly kind: 'embedded' | 'postgres';
+  /** Runs `fn` in one transaction; rolls back if it throws. */
+  transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, options?: { isolation?: Isolation; readOnly?: boolean }): Promise<T>;
+  /** Subscribes to NOTIFY on `channel`; resolves to the unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** A Postgres error as both drivers report it: `code` is the SQLSTATE. */
+export interface PgError {
+  readonly code?: string;
+  readonly constraint?: string;
+  readonly message: string;
+}
+
+export function sqlStateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function beginSql(options: { isolation?: Isolation; readOnly?: boolean } = {}): string {
+  return `BEGIN ISOLATION LEVEL ${(options.isolation ?? 'read committed').toUpperCase()}${options.readOnly ? ' READ ONLY' : ''}`;
+}

@@ -1,0 +1,78 @@
+import type { Schema } from '@dovetail/schema';
+import { parsePullRequest, parsePushRequest, PROTOCOL_VERSION } from '@dovetail/protocol';
+import type { Authenticator } from './auth.js';
+import { ServerError } from './errors.js';
+import { defaultIdentityRow } from './identity.js';
+import type { IdentityRow } from './identity.js';
+import { silentLogger } from './logger.js';
+import type { Logger } from './logger.js';
+import { pull } from './pull.js';
+import type { PullResult } from './pull.js';
+import { push } from './push.js';
+import type { MutationResult, PushLimits } from './push.js';
+import { setupDatabase } from './setup.js';
+import type { Sql } from './sql.js';
+
+export interface SyncServerOptions {
+  readonly schema: Schema;
+  readonly sql: Sql;
+  readonly authenticate: Authenticator;
+  readonly limits?: Partial<PushLimits>;
+  /** Columns of a new user's identity row, from their token (default: `name` from the claims). */
+  readonly identityRow?: IdentityRow;
+  readonly log?: Logger;
+}
+
+export const DEFAULT_LIMITS: PushLimits = { maxMutationsPerPush: 1000, maxOpsPerMutation: 10_000, maxMutationBytes: 4 * 1024 * 1024 };
+
+/**
+ * The sync logic without a transport: authenticate, validate, push or
+ * pull. The HTTP server and the tests both drive it.
+ */
+export class SyncServer {
+  readonly schema: Schema;
+  readonly sql: Sql;
+  readonly log: Logger;
+  readonly limits: PushLimits;
+  readonly #authenticate: Authenticator;
+  readonly #identityRow: IdentityRow;
+
+  constructor(options: SyncServerOptions) {
+    this.schema = options.schema;
+    this.sql = options.sql;
+    this.log = options.log ?? silentLogger;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#authenticate = options.authenticate;
+    this.#identityRow = options.identityRow ?? defaultIdentityRow;
+  }
+
+  /** Creates missing tables, the engine tables and the capture triggers. */
+  setup(): Promise<void> {
+    return setupDatabase(this.sql, this.schema);
+  }
+
+  authenticate(authorization: string | undefined): ReturnType<Authenticator> {
+    return this.#authenticate(authorization);
+  }
+
+  async push(authorization: string | undefined, body: unknown): Promise<{ results: MutationResult[] }> {
+    const identity = await this.#authenticate(authorization);
+    const request = parsePushRequest(body);
+    this.#checkSchema(request.schemaVersion);
+    const results = await push({ sql: this.sql, schema: this.schema, limits: this.limits, identityRow: this.#identityRow, log: this.log }, identity, request);
+    return { results };
+  }
+
+  async pull(authorization: string | undefined, body: unknown): Promise<PullResult> {
+    const identity = await this.#authenticate(authorization);
+    const request = parsePullRequest(body);
+    this.#checkSchema(request.schemaVersion);
+    return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor);
+  }
+
+  #checkSchema(version: number): void {
+    if (version !== this.schema.version) {
+      throw new ServerError('schema_mismatch', `the device runs schema version ${version}, the server ${this.schema.version} (protocol ${PROTOCOL_VERSION}); update the app`);
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Mutation, Op } from '@dovetail/protocol';
+import type { MutationResult } from '@dovetail/server';
+import { bearer, openTestDatabase, syncServer, truncateAll } from './support/harness.js';
+import type { TestDatabase } from './support/harness.js';
+import { serverSchema } from './support/schema.js';
+
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof syncServer>>;
+beforeAll(async () => {
+  db = await openTestDatabase();
+  console.log(`push tests run on ${db.kind}`);
+  server = await syncServer(serverSchema, db.sql, { limits: { maxOpsPerMutation: 100 } });
+});
+afterAll(() => db.close());
+beforeEach(async () => {
+  await truncateAll(db.sql, serverSchema);
+  server.logs.length = 0;
+});
+
+let seq = 0;
+const m = (name: string, ops: Op[], prev: string | null = null): Mutation & { prev: string | null } => ({ id: `mut-${++seq}`, name, ops, prev });
+const P = (id: string, owner = 'ann'): Op => ({ op: 'insert', table: 'projects', row: { id, owner_id: owner, title: id } });
+const T = (id: string, project: string): Op => ({ op: 'insert', table: 'tasks', row: { id, project_id: project, title: id } });
+const K = (id: string, task: string, author = 'ann'): Op => ({ op: 'insert', table: 'comments', row: { id, task_id: task, author_id: author, body: id } });
+
+async function pushAs(user: string, mutations: Mutation[], clientId = `device-${user}`): Promise<MutationResult[]> {
+  const { results } = await server.push(await bearer(user), { protocolVersion: 1, clientId, schemaVersion: 1, mutations });
+  return results;
+}
+
+const count = async (table: string): Promise<number> => Number((await db.sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${table}"`))[0]?.n);
+
+describe('exactly once (G4)', () => {
+  it('applies a mutation once, and answers a replay with the original result', async () => {
+    const mut = m('createProject', [P('p1')]);
+    expect(await pushAs('ann', [mut])).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(await pushAs('ann', [mut])).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(await pushAs('ann', [mut, mut])).toHaveLength(2);
+    expect(await count('projects')).toBe(1);
+    const ledger = await db.sql.query<{ n: string }>('SELECT count(*)::text AS n FROM _dovetail_ledger');
+    expect(ledger[0]?.n).toBe('1');
+  });
+
+  it('answers the same id with other content with conflict, and changes nothing', async () => {
+    const mut = m('createProject', [P('p1')]);
+    await pushAs('ann', [mut]);
+    const [r] = await pushAs('ann', [{ ...mut, ops: [P('p2')] }]);
+    expect(r).toMatchObject({ id: mut.id, status: 'rejected', reason: 'conflict' });
+    expect(await count('projects')).toBe(1);
+  });
+
+  it('replays a refusal as the same refusal', async () => {
+    const bad = m('stealProject', [P('p1', 'bob')]);
+    const [first] = await pushAs('ann', [bad]);
+    const [again] = await pushAs('ann', [bad]);
+    expect(first).toMatchObject({ status: 'rejected', reason: 'forbidden' });
+    expect(again).toEqual(first);
+  });
+
+  it('applies concurrent duplicate pushes once', async () => {
+    const mut = m('createProject', [P('p1')]);
+    const all = await Promise.all(Array.from({ length: 6 }, () => pushAs('ann', [mut])));
+    expect(all.flat().every((r) => r.status === 'applied')).toBe(true);
+    expect(await count('projects')).toBe(1);
+  });
+});
+
+describe('order and dependencies (O2, O5)', () => {
+  it('applies P, T, K in order even when they arrive shuffled and concurrently', async () => {
+    const mp = m('p', [P('p1')]);
+    const mt = m('t', [T('t1', 'p1')], mp.id);
+    const mk = m('k', [K('k1', 't1')], mt.id);
+    // Each arrives alone, in the wrong order, at once: the server applies what it can in order.
+    const first = await Promise.all([pushAs('ann', [mk]), pushAs('ann', [mt]), pushAs('ann', [mp])]);
+    expect(first.flat().filter((r) => r.status === 'rejected')).toEqual([]);
+    // The client re-sends what was not processed; nothing is refused, each applied once.
+    const rest = await pushAs('ann', [mp, mt, mk]);
+    expect(rest.map((r) => r.status)).toEqual(['applied', 'applied', 'applied']);
+    expect([await count('projects'), await count('tasks'), await count('comments')]).toEqual([1, 1, 1]);
+    expect(server.logs.filter((l) => JSON.stringify(l).includes('23503'))).toEqual([]);
+  });
+
+  it('refuses the children of a refused parent with parent_rejected, once each', async () => {
+    const mp = m('p', [P('p1', 'bob')]); // not Ann's to create
+    const mt = m('t', [T('t1', 'p1')], mp.id);
+    const mk = m('k', [K('k1', 't1')], mt.id);
+    const other = m('fine', [P('p2')], mk.id);
+    const results = await pushAs('ann', [mp, mt, mk, other]);
+    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(['forbidden', 'parent_rejected', 'parent_rejected', 'applied']);
+    expect(await pushAs('ann', [mt])).toEqual([results[1]]);
+  });
+
+  it('applies a parent and 50 children in one mutation, in one transaction', async () => {
+    const ops: Op[] = [P('p1'), ...Array.from({ length: 50 }, (_, i) => T(`t${i}`, 'p1'))];
+    expect(await pushAs('ann', [m('burst', ops.reverse())])).toEqual([expect.objectContaining({ status: 'applied' })]);
+    expect(await count('tasks')).toBe(50);
+  });
+});
+
+describe('identity first (G14, S4)', () => {
+  it("creates the user's row from the token before their first mutation", async () => {
+    const conv = m('startChat', [
+      { op: 'insert', table: 'conversations', row: { id: 'c1', created_by: 'newbie' } },
+      { op: 'insert', table: 'members', row: { id: 'mem1', conversation_id: 'c1', user_id: 'newbie' } },
+    ]);
+    expect(await pushAs('newbie', [conv])).toEqual([{ id: conv.id, status: 'applied' }]);
+    expect(await db.sql.query('SELECT id FROM users')).toEqual([{ id: 'newbie' }]);
+  });
+});
+
+describe('typed refusals, never a 23503 (D1, D2, D3, D5, S3)', () => {
+  it('names a missing parent', async () => {
+    const [r] = await pushAs('ann', [m('orphan', [K('k1', 'no-such-task')])]);
+    expect(r).toMatchObject({ status: 'rejected', reason: 'parent_missing', details: { table: 'comments', column: 'task_id', value: 'no-such-task', referencedTable: 'tasks' } });
+    expect(r?.status === 'rejected' && r.message).toContain("comments.task_id = 'no-such-task' has no tasks.id");
+  });
+
+  it('applies each key policy when a parent was deleted while a child was written offline', async () => {
+    await pushAs('ann', [m('setup', [P('p1'), T('t1', 'p1'), { op: 'insert', table: 'conversations', row: { id: 'c1', created_by: 'ann' } }, { op: 'insert', table: 'members', row: { id: 'mm', conversation_id: 'c1', user_id: 'ann' } }])]);
+    // Someone deletes the parents on the server.
+    await pushAs('ann', [m('cleanup', [{ op: 'delete', table: 'projects', id: 'p1' }, { op: 'delete', table: 'conversations', id: 'c1' }])], 'other-device');
+    // The offline device's children arrive afterwards.
+    const [task, comment, message] = await pushAs('ann', [
+      m('reject', [T('t2', 'p1')]),
+      m('cascade', [K('k1', 't1')]),
+      m('restore', [{ op: 'insert', table: 'messages', row: { id: 'msg1', conversation_id: 'c1', sender_id: 'ann', body: 'hi' } }]),
+    ]);
+    expect(task).toMatchObject({ status: 'rejected', reason: 'parent_deleted', details: { table: 'tasks', column: 'project_id', value: 'p1' } });
+    expect(comment).toMatchObject({ status: 'applied' }); // cascade: applied, and gone with its parent
+    expect(await count('comments')).toBe(0);
+    const tomb = await db.sql.query('SELECT row_id FROM _dovetail_changes WHERE tbl = $1', ['comments']);
+    expect(tomb.length).toBeGreaterThan(0); // devices learn of the delete
+    expect(message).toMatchObject({ status: 'applied' }); // restore: the conversation is back
+    expect(await db.sql.query('SELECT id FROM conversations')).toEqual([{ id: 'c1' }]);
+    expect(server.logs.filter((l) => JSON.stringify(l).includes('23503'))).toEqual([]);
+  });
+
+  it('refuses a delete that a restricting key blocks (D2)', async () => {
+    await pushAs('ann', [m('p', [P('p1')])]);
+    const [r] = await pushAs('ann', [m('deleteMe', [{ op: 'delete', table: 'users', id: 'ann' }])]);
+    expect(r).toMatchObject({ status: 'rejected', reason: 'invalid', details: { table: 'projects', column: 'owner_id' } });
+    expect(await count('users')).toBe(1);
+  });
+
+  it('refuses a permanently invalid write once and keeps the queue moving (D3)', async () => {
+    const bad = m('bad', [{ op: 'insert', table: 'projects', row: { id: 'p1', owner_id: 'ann', title: 42 } }]);
+    const good = m('good', [P('p2')], bad.id);
+    const results = await pushAs('ann', [bad, good]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'applied']);
+    expect(results[0]).toMatchObject({ reason: 'invalid' });
+  });
+
+  it('refuses one oversized mutation with too_large; the rest sync (D5)', async () => {
+    const big = m('huge', [P('p0'), ...Array.from({ length: 120 }, (_, i) => T(`t${i}`, 'p0'))]);
+    const small = m('small', [P('p1')], big.id);
+    const results = await pushAs('ann', [big, small]);
+    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(['too_large', 'applied']);
+  });
+
+  it('refuses unknown tables and columns, and server-only tables', async () => {
+    const results = await pushAs('ann', [
+      m('x', [{ op: 'insert', table: 'nope', row: { id: 'a' } }]),
+      m('y', [{ op: 'insert', table: 'projects', row: { id: 'a', owner_id: 'ann', title: 't', colour: 'red' } }]),
+    ]);
+    expect(results.map((r) => r.status === 'rejected' && r.reason)).toEqual(['invalid', 'invalid']);
+  });
+});
+
+describe('no one where they do not belong (G12, I2)', () => {
+  it("refuses writing, changing or deleting another user's rows, and moving a row to another owner", async () => {
+    await pushAs('bob', [m('bobs', [P('pb', 'bob'), T('tb', 'pb')])]);
+    await pushAs('ann', [m('anns', [P('pa', 'ann')])]);
+    const results = await pushAs('ann', [
+      m('a', [{ op: 'update', table: 'projects', id: 'pb', set: { title: 'mine now' } }]),
+      m('b', [{ op: 'delete', table: 'projects', id: 'pb' }]),
+      m('c', [T('t-in-bobs', 'pb')]),
+      m('d', [{ op: 'update', table: 'projects', id: 'pa', set: { owner_id: 'bob' } }]),
+      m('e', [{ op: 'update', table: 'users', id: 'bob', set: { name: 'hacked' } }]),
+      m('f', [{ op: 'upsert', table: 'projects', row: { id: 'pb', owner_id: 'ann', title: 'taken' } }]),
+    ]);
+    expect(results.map((r) => r.status === 'rejected' && r.reason)).toEqual(['forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden']);
+    expect(await db.sql.query('SELECT id, owner_id, title FROM projects ORDER BY id')).toEqual([
+      { id: 'pa', owner_id: 'ann', title: 'pa' },
+      { id: 'pb', owner_id: 'bob', title: 'pb' },
+    ]);
+  });
+
+  it("refuses a device id already used by another user (B's token never uploads A's outbox)", async () => {
+    await pushAs('ann', [m('p', [P('p1')])], 'shared-device');
+    const error = await pushAs('bob', [m('q', [P('q1', 'bob')])], 'shared-device').catch((e: unknown) => e as { code: string });
+    expect(error).toMatchObject({ code: 'forbidden' });
+    expect(await count('projects')).toBe(1);
+  });
+});

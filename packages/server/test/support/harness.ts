@@ -1,0 +1,98 @@
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import type { Schema } from '@dovetail/schema';
+import { createAuthenticator, embeddedSql, postgresSql, SyncServer } from '@dovetail/server';
+import type { Logger, Sql, SyncServerOptions } from '@dovetail/server';
+
+export const SECRET = 'test-secret-that-is-long-enough-for-hs256';
+const key = new TextEncoder().encode(SECRET);
+
+/** An HS256 token for `sub`, as Supabase issues them. */
+export async function tokenFor(sub: string, options: { expiresIn?: string | number; secret?: string; claims?: Record<string, unknown> } = {}): Promise<string> {
+  return new SignJWT({ role: 'authenticated', ...options.claims })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '1h')
+    .sign(options.secret ? new TextEncoder().encode(options.secret) : key);
+}
+
+export const bearer = async (sub: string): Promise<string> => `Bearer ${await tokenFor(sub)}`;
+
+let counter = 0;
+
+export interface TestDatabase {
+  readonly sql: Sql;
+  readonly kind: 'embedded' | 'postgres';
+  /** A second, independent connection to the same database (two server instances). */
+  another(): Promise<Sql>;
+  /** A raw client for writing "from anywhere" and for two-connection tests. */
+  raw(): Promise<pg.Client | undefined>;
+  close(): Promise<void>;
+}
+
+/**
+ * Real Postgres when DATABASE_URL is set (a fresh schema per call, dropped
+ * afterwards), embedded PGlite in memory otherwise.
+ */
+export async function openTestDatabase(): Promise<TestDatabase> {
+  const url = process.env['DATABASE_URL'];
+  if (!url) {
+    const sql = await embeddedSql();
+    return { sql, kind: 'embedded', another: () => Promise.resolve(sql), raw: () => Promise.resolve(undefined), close: () => sql.close() };
+  }
+  const schemaName = `dt_${process.pid}_${Date.now()}_${++counter}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schemaName}`);
+  const opened: Sql[] = [];
+  const clients: pg.Client[] = [];
+  const open = async (): Promise<Sql> => {
+    const s = await postgresSql(url, { searchPath: schemaName, max: 4 });
+    opened.push(s);
+    return s;
+  };
+  const sql = await open();
+  return {
+    sql,
+    kind: 'postgres',
+    another: open,
+    async raw() {
+      const c = new pg.Client({ connectionString: url, options: `-c search_path=${schemaName}` });
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of clients) await c.end().catch(() => undefined);
+      for (const s of opened) await s.close().catch(() => undefined);
+      await admin.query(`DROP SCHEMA ${schemaName} CASCADE`);
+      await admin.end();
+    },
+  };
+}
+
+export interface LogLine {
+  level: string;
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+export function memoryLogger(): Logger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at = (level: string) => (message: string, fields: Record<string, unknown> = {}) => void lines.push({ level, message, fields });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+export async function syncServer(schema: Schema, sql: Sql, options: Partial<SyncServerOptions> = {}): Promise<SyncServer & { logs: LogLine[] }> {
+  const log = memoryLogger();
+  const server = new SyncServer({ schema, sql, authenticate: createAuthenticator({ secret: SECRET }), log, ...options });
+  await server.setup();
+  return Object.assign(server, { logs: log.lines });
+}
+
+/** Empties every table (between tests sharing one database). */
+export async function truncateAll(sql: Sql, schema: Schema): Promise<void> {
+  const tables = [...schema.tables.map((t) => `"${t.name}"`), '_dovetail_changes', '_dovetail_ledger', '_dovetail_refused', '_dovetail_meta'];
+  await sql.query(`TRUNCATE ${tables.join(', ')}`);
+}
