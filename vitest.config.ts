@@ -20,10 +20,11 @@ export default defineConfig({
     },
   },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "examples/**/*.test.ts"],
+    include: ["packages/*/test/**/*.test.ts", "examples/**/*.test.ts", "e2e/**/*.test.ts"],
     environment: "node",
     pool: "forks",
     fileParallelism: true,
     testTimeout: 30_000,
+    hookTimeout: 60_000,
   },
 });

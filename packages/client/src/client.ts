@@ -12,6 +12,7 @@ import { migrate } from './migrate/apply.js';
 import type { MigrationProgress, MigrationReport } from './migrate/apply.js';
 import { SerialConnection } from './serial-connection.js';
 import { TableCodec } from './write/codec.js';
+import type { SyncOptions } from './sync/runner.js';
 
 /**
  * Where the client is in its lifecycle. Bind walks forwards through
@@ -38,6 +39,8 @@ export interface BindOptions<S extends Schema> {
   readonly identity?: Partial<Omit<Insert<S, TableName<S>>, never>> & Record<string, unknown>;
   /** Reports each migration step on a schema upgrade. */
   readonly onMigrationProgress?: (progress: MigrationProgress) => void;
+  /** Sync with a server: the transport and the user's token. Without it the database stays local. */
+  readonly sync?: SyncOptions;
 }
 
 export interface SignOutOptions {
@@ -133,8 +136,9 @@ export class DovetailClient<S extends Schema = Schema> {
       await this.#ensureIdentity(conn, userId, options.identity ?? {});
       const serial = new SerialConnection(conn);
       this.#conn = serial;
-      this.#db = new Database({ conn: serial, schema: this.#schema, userId, clientId, clock: this.#clock, newId: this.#newId });
+      this.#db = new Database({ conn: serial, schema: this.#schema, userId, clientId, clock: this.#clock, newId: this.#newId, ...(options.sync ? { sync: options.sync } : {}) });
       this.#setState('bound');
+      this.#db.startSync();
       return this.#db;
     } catch (error) {
       await conn?.close().catch(() => undefined);
@@ -199,6 +203,8 @@ export class DovetailClient<S extends Schema = Schema> {
     const conn = this.#conn;
     this.#setState('signing_out');
     try {
+      // Backwards: realtime and sync stop before the database closes.
+      await db?.stopSync();
       db?.detach();
       await conn?.close();
       if (options.wipe && db) await this.#driver.remove(databaseFileName(db.userId));

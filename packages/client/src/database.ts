@@ -14,6 +14,10 @@ import { normalizeOutbox, orderWithinMutation, relationsOf } from './outbox/norm
 import type { NormalizeResult, OutboxEntry } from './outbox/normalize.js';
 import { APPEND_SQL, outboxDepth, readOutbox, writeNormalized } from './outbox/store.js';
 import type { SerialConnection } from './serial-connection.js';
+import { SyncRunner } from './sync/runner.js';
+import type { SyncOptions } from './sync/runner.js';
+import { SyncStore } from './sync/sync-store.js';
+import type { RejectedMutation } from './sync/sync-store.js';
 import { applyPrepared, OpCompiler } from './write/apply-ops.js';
 import type { PreparedOp } from './write/apply-ops.js';
 import { diagnoseForeignKeys, findViolations, tablesToCheck } from './write/diagnose.js';
@@ -37,9 +41,13 @@ export interface DatabaseEvents {
   mutation: Mutation;
   /** Tables changed by a committed transaction. */
   change: ReadonlySet<string>;
+  /** The server refused a mutation; it is in the rejected log. */
+  rejected: RejectedMutation;
 }
 
 export interface DatabaseContext<S extends Schema> {
+  /** When given, the database syncs with a server. */
+  readonly sync?: SyncOptions;
   readonly conn: SerialConnection;
   readonly schema: S;
   readonly userId: string;
@@ -77,6 +85,39 @@ export class Database<S extends Schema = Schema> {
       all: (sql, params) => this.#conn.all(sql, params),
       tablesReadBy: (sql, params) => this.#conn.exclusive((c) => tablesReadBy(c, sql, params)),
     });
+    this.#store = new SyncStore(this.#conn, ctx.schema, this.#compiler, () => ctx.clock.now());
+    if (ctx.sync) {
+      this.#runner = new SyncRunner(
+        {
+          store: this.#store,
+          userId: ctx.userId,
+          clientId: ctx.clientId,
+          schemaVersion: ctx.schema.version,
+          normalize: () => this.normalizeOutbox(),
+          changed: (tables) => {
+            this.#live.notify(tables);
+            this.events.emit('change', tables);
+          },
+          now: () => ctx.clock.now(),
+        },
+        ctx.sync,
+      );
+      this.#runner.events.on('rejected', (r) => this.events.emit('rejected', r));
+    }
+  }
+
+  readonly #store: SyncStore;
+  readonly #runner: SyncRunner | undefined;
+
+  /** The sync runner, when the database was bound with sync options. */
+  get sync(): SyncRunner {
+    if (!this.#runner) throw new DovetailError('not_bound', 'this database was bound without sync options; pass bind({ sync: { transport, getToken } })');
+    return this.#runner;
+  }
+
+  /** Mutations the server refused, oldest first, with their ops, reason and the rows they touched (G5). */
+  rejected(): Promise<RejectedMutation[]> {
+    return this.#store.rejected();
   }
 
   /**
@@ -122,6 +163,7 @@ export class Database<S extends Schema = Schema> {
     this.#live.notify(changed);
     this.events.emit('change', changed);
     this.events.emit('mutation', mutation);
+    this.#runner?.wrote();
     return mutation;
   }
 
@@ -213,6 +255,16 @@ export class Database<S extends Schema = Schema> {
   /** Every broken key in the database (empty when all keys hold). */
   async foreignKeyCheck(): Promise<KeyViolation[]> {
     return this.#conn.exclusive((c) => findViolations(c, this.schema, this.schema.syncedTables.map((t) => t.name)));
+  }
+
+  /** @internal Starts sync, if configured (called by the client once bound). */
+  startSync(): void {
+    this.#runner?.start();
+  }
+
+  /** @internal Called by the client on sign-out: stops sync and realtime first. */
+  async stopSync(): Promise<void> {
+    await this.#runner?.stop();
   }
 
   /** @internal Called by the client on sign-out. */

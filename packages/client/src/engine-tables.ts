@@ -29,10 +29,12 @@ CREATE TABLE IF NOT EXISTS ${OUTBOX} (
   ops TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   sent INTEGER NOT NULL DEFAULT 0,
-  merged_from TEXT NOT NULL DEFAULT '[]'
+  merged_from TEXT NOT NULL DEFAULT '[]',
+  result TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS ${REJECTED} (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq INTEGER PRIMARY KEY,
+  outbox_seq INTEGER NOT NULL,
   id TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL,
   ops TEXT NOT NULL,
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS ${REJECTED} (
   message TEXT NOT NULL,
   rows TEXT NOT NULL,
   created_at INTEGER NOT NULL,
-  rejected_at INTEGER NOT NULL
+  rejected_at INTEGER NOT NULL,
+  needs_refresh INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 `;
 
@@ -48,6 +51,10 @@ export const MetaKey = {
   EngineVersion: 'engine_version',
   Owner: 'owner',
   ClientId: 'client_id',
+  /** The pull cursor (absent before the first sync). */
+  Cursor: 'cursor',
+  /** Set when a pull could not be applied: the next pull starts over. */
+  NeedsReset: 'needs_reset',
   SchemaVersion: 'schema_version',
   SchemaSnapshot: 'schema_snapshot',
   /** Set while a migration is under way: the version it is going to. */

@@ -112,6 +112,21 @@ export interface PullRequest {
   readonly cursor: string | null;
   /** How many changes the client would like at most (1..10000); the server picks when absent. */
   readonly limit?: number;
+  /**
+   * Rows the client changed locally and needs the server's version of, to
+   * rebase its pending mutations (and undo refused ones). The server answers
+   * each with an upsert (visible row) or a delete (gone or not visible);
+   * with `deep`, also every visible row below it (rows a local delete took
+   * with it through cascades).
+   */
+  readonly refresh?: readonly RefreshKey[];
+}
+
+/** A row whose server version the client asks for. */
+export interface RefreshKey {
+  readonly table: string;
+  readonly id: string;
+  readonly deep?: boolean;
 }
 
 /** The kinds of change a pull carries. */

@@ -31,6 +31,7 @@ export type {
   PushMutation,
   PushRequest,
   PushResponse,
+  RefreshKey,
   RejectDetails,
   ServerMessage,
   Welcome,

@@ -27,6 +27,7 @@ import type {
   PushMutation,
   PushRequest,
   PushResponse,
+  RefreshKey,
   RejectDetails,
   ServerMessage,
 } from './messages.js';
@@ -67,14 +68,17 @@ export function parsePushRequest(body: unknown): PushRequest {
 export function parsePullRequest(body: unknown): PullRequest {
   const obj = record(body, '');
   const protocolVersion = version(obj, '', 'the server');
-  onlyFields(obj, '', ['protocolVersion', 'clientId', 'schemaVersion', 'cursor', 'limit']);
+  onlyFields(obj, '', ['protocolVersion', 'clientId', 'schemaVersion', 'cursor', 'limit', 'refresh']);
   const clientId = id(field(obj, '', 'clientId'), 'clientId');
   const schemaVersion = positiveInteger(field(obj, '', 'schemaVersion'), 'schemaVersion');
   const rawCursor = field(obj, '', 'cursor', ' (null for a first sync)');
   const cursor = rawCursor === null ? null : cursorText(rawCursor, 'cursor');
-  if (!Object.hasOwn(obj, 'limit')) return { protocolVersion, clientId, schemaVersion, cursor };
-  const limit = integerBetween(obj['limit'], 'limit', WireLimits.minPullLimit, WireLimits.maxPullLimit);
-  return { protocolVersion, clientId, schemaVersion, cursor, limit };
+  const limit = Object.hasOwn(obj, 'limit') ? integerBetween(obj['limit'], 'limit', WireLimits.minPullLimit, WireLimits.maxPullLimit) : undefined;
+  const refresh = Object.hasOwn(obj, 'refresh') ? list(obj['refresh'], 'refresh', refreshKey) : undefined;
+  if (refresh && refresh.length > WireLimits.maxRefreshKeys) {
+    throw new ProtocolError('invalid_request', `refresh has ${refresh.length} keys; at most ${WireLimits.maxRefreshKeys} per pull`);
+  }
+  return { protocolVersion, clientId, schemaVersion, cursor, ...(limit === undefined ? {} : { limit }), ...(refresh === undefined ? {} : { refresh }) };
 }
 
 /**
@@ -247,6 +251,15 @@ function op(value: unknown, path: string): Op {
     case 'delete':
       return { op: k, table, id: id(field(obj, path, 'id'), child(path, 'id')) };
   }
+}
+
+function refreshKey(value: unknown, path: string): RefreshKey {
+  const obj = record(value, path);
+  onlyFields(obj, path, ['table', 'id', 'deep']);
+  const table = identifier(field(obj, path, 'table'), `${path}.table`);
+  const rowId = serverRowId(field(obj, path, 'id'), `${path}.id`);
+  if (!Object.hasOwn(obj, 'deep')) return { table, id: rowId };
+  return { table, id: rowId, deep: boolean(obj['deep'], `${path}.deep`) };
 }
 
 function change(value: unknown, path: string): Change {

@@ -16,6 +16,8 @@ export const WireLimits = {
   minPullLimit: 1,
   /** The largest `limit` a pull may ask for. */
   maxPullLimit: 10_000,
+  /** Rows a pull may ask to refresh. */
+  maxRefreshKeys: 100_000,
   /** How deep arrays and objects may nest inside one column value. */
   maxValueDepth: 64,
 } as const;

@@ -1,6 +1,6 @@
 import { quoteIdent as q } from '@dovetail/schema';
 import type { Schema, TableModel } from '@dovetail/schema';
-import type { RowValues } from '@dovetail/protocol';
+import type { RefreshKey, RowValues } from '@dovetail/protocol';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { ensureIdentity } from './identity.js';
@@ -45,8 +45,8 @@ export function decodeCursor(cursor: string): string {
   return snapshot;
 }
 
-/** The user's changes since `cursor` (everything visible when it is null). */
-export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null): Promise<PullResult> {
+/** The user's changes since `cursor` (everything visible when it is null), plus the rows asked for in `refresh`. */
+export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
   await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
   const prev = cursor === null ? null : decodeCursor(cursor);
   return deps.sql.transaction(
@@ -54,7 +54,8 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
       const [snap] = await tx.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
       const snapshot = snap?.s ?? '';
       if (prev !== null) await checkRetention(tx, prev);
-      const changes = prev === null ? await everything(tx, deps.schema, identity.userId) : await since(tx, deps.schema, identity.userId, prev);
+      const found = prev === null ? await everything(tx, deps.schema, identity.userId) : await since(tx, deps.schema, identity.userId, prev);
+      const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(tx, deps.schema, identity.userId, refresh))]);
       const last = await tx.query<{ mutation_id: string }>('SELECT mutation_id FROM _dovetail_ledger WHERE client_id = $1 ORDER BY seq DESC LIMIT 1', [clientId]);
       return { cursor: encodeCursor(snapshot), reset: prev === null, changes, hasMore: false, lastMutationId: last[0]?.mutation_id ?? null };
     },
@@ -179,6 +180,73 @@ async function addDescendants(tx: SqlQueryable, schema: Schema, parent: TableMod
     add(child.name, childIds);
     await addDescendants(tx, schema, child, childIds, add, depth + 1);
   }
+}
+
+/**
+ * The server's version of rows a device changed locally: an upsert when the
+ * user may see the row, a delete otherwise; for `deep` keys also every
+ * visible row below (what a local delete took with it).
+ */
+async function refreshed(tx: SqlQueryable, schema: Schema, userId: string, keys: readonly RefreshKey[]): Promise<Change[]> {
+  const out: Change[] = [];
+  const byTable = new Map<string, { ids: Set<string>; deep: Set<string> }>();
+  for (const k of keys) {
+    if (!schema.hasTable(k.table) || schema.table(k.table).visibility.kind === 'none') continue;
+    const entry = byTable.get(k.table) ?? { ids: new Set(), deep: new Set() };
+    entry.ids.add(k.id);
+    if (k.deep) entry.deep.add(k.id);
+    byTable.set(k.table, entry);
+  }
+  for (const [name, { ids, deep }] of byTable) {
+    const t = schema.table(name);
+    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, [...ids]]);
+    out.push(...upserts(t, rows));
+    const seen = new Set(rows.map((r) => String(r[t.primaryKey])));
+    for (const id of ids) if (!seen.has(id)) out.push({ op: 'delete', table: name, id });
+    if (deep.size > 0) await below(tx, schema, userId, t, [...deep].filter((id) => seen.has(id)), out, 0);
+  }
+  return out;
+}
+
+async function below(tx: SqlQueryable, schema: Schema, userId: string, parent: TableModel, ids: readonly string[], out: Change[], depth: number): Promise<void> {
+  if (ids.length === 0 || depth > 16) return;
+  for (const fk of schema.childrenOf(parent.name)) {
+    const child = schema.table(fk.table);
+    if (child.visibility.kind === 'none') continue;
+    const rows = await tx.query(`SELECT r.* FROM ${q(child.name)} r WHERE r.${q(fk.column)} = ANY($2::text[]) AND ${visibleCondition(schema, child, 'r')}`, [userId, ids]);
+    if (rows.length === 0) continue;
+    out.push(...upserts(child, rows));
+    if (child.name !== parent.name || depth < 16) await below(tx, schema, userId, child, rows.map((r) => String(r[child.primaryKey])), out, depth + 1);
+  }
+}
+
+/** One change per row: upserts parents first (table order, then within a table), then deletes children first. */
+function arrange(schema: Schema, changes: readonly Change[]): Change[] {
+  const order = new Map(schema.tables.map((t, i) => [t.name, i]));
+  const upserted = new Map<string, Change & { op: 'upsert' }>();
+  const deleted = new Map<string, Change & { op: 'delete' }>();
+  for (const c of changes) {
+    if (c.op === 'upsert') {
+      const key = `${c.table}\u0000${String(c.row[schema.table(c.table).primaryKey] as string)}`;
+      upserted.set(key, c);
+    } else deleted.set(`${c.table}\u0000${c.id}`, c);
+  }
+  for (const key of upserted.keys()) deleted.delete(key);
+  const byTable = new Map<string, Record<string, unknown>[]>();
+  for (const c of upserted.values()) {
+    const rows = byTable.get(c.table) ?? [];
+    rows.push(c.row);
+    byTable.set(c.table, rows);
+  }
+  const ups: Change[] = [];
+  for (const t of schema.tables) {
+    const rows = byTable.get(t.name);
+    if (!rows) continue;
+    const ordered = t.selfReferencing ? parentsFirst(t, rows) : rows;
+    for (const row of ordered) ups.push({ op: 'upsert', table: t.name, row: row as RowValues });
+  }
+  const dels = [...deleted.values()].sort((a, b) => (order.get(b.table) ?? 0) - (order.get(a.table) ?? 0));
+  return [...ups, ...dels];
 }
 
 /** Upserts of one table, parents before children within a self-referencing table. */

@@ -67,7 +67,7 @@ export class SyncServer {
     const identity = await this.#authenticate(authorization);
     const request = parsePullRequest(body);
     this.#checkSchema(request.schemaVersion);
-    return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor);
+    return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor, request.refresh ?? []);
   }
 
   #checkSchema(version: number): void {

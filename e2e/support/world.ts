@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import WebSocket from 'ws';
+import type { Schema } from '@dovetail/schema';
+import { createClient, httpTransport } from '@dovetail/client';
+import type { Database, DovetailClient, SyncOptions, Timers, WebSocketLike } from '@dovetail/client';
+import { nodeDriver } from '@dovetail/client/node';
+import { createAuthenticator, embeddedSql, postgresSql, startHttpServer, SyncServer } from '@dovetail/server';
+import type { Logger, RunningServer, Sql } from '@dovetail/server';
+
+export const SECRET = 'e2e-secret-long-enough-for-hs256-signing';
+
+export async function tokenFor(sub: string, expiresIn: string | number = '1h'): Promise<string> {
+  return new SignJWT({ role: 'authenticated', name: sub.toUpperCase() }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(SECRET));
+}
+
+/** Timers that never fire by themselves: tests call `syncNow()`. */
+export const manualTimers: Timers = { setTimeout: () => undefined, clearTimeout: () => undefined };
+
+let counter = 0;
+
+export interface Device<S extends Schema> {
+  readonly name: string;
+  readonly client: DovetailClient<S>;
+  readonly directory: string;
+  db: Database<S>;
+  /** Signs in as `user` on this device (its own file), syncing through the world's server. */
+  signIn(user: string, options?: Partial<SyncOptions>): Promise<Database<S>>;
+  signOut(wipe?: boolean): Promise<void>;
+}
+
+export interface World<S extends Schema> {
+  readonly schema: S;
+  readonly sql: Sql;
+  readonly server: RunningServer;
+  readonly sync: SyncServer;
+  readonly logs: string[];
+  /** A device with no one signed in yet. */
+  device(name: string): Device<S>;
+  /** Signs `user` in on a new device. */
+  deviceFor(user: string, options?: Partial<SyncOptions>): Promise<Device<S>>;
+  /** Every row of a table on the server, by id. */
+  rows(table: string): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+/** A server (real HTTP, real Postgres or PGlite) and devices with real SQLite files. */
+export async function createWorld<S extends Schema>(schema: S): Promise<World<S>> {
+  const url = process.env['DATABASE_URL'];
+  let sql: Sql;
+  let dropSchema: (() => Promise<void>) | undefined;
+  if (url) {
+    const name = `e2e_${process.pid}_${Date.now()}_${++counter}`;
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${name}`);
+    sql = await postgresSql(url, { searchPath: name, max: 6 });
+    dropSchema = async () => {
+      await admin.query(`DROP SCHEMA ${name} CASCADE`);
+      await admin.end();
+    };
+  } else {
+    sql = await embeddedSql();
+  }
+  const logs: string[] = [];
+  const log: Logger = {
+    info: (m, f) => void logs.push(JSON.stringify({ m, ...f })),
+    warn: (m, f) => void logs.push(JSON.stringify({ m, ...f })),
+    error: (m, f) => void logs.push(JSON.stringify({ level: 'error', m, ...f })),
+  };
+  const sync = new SyncServer({ schema, sql, authenticate: createAuthenticator({ secret: SECRET }), log });
+  await sync.setup();
+  const server = await startHttpServer(sync, { rateLimit: { perSecond: 10_000, burst: 10_000 } });
+  const dirs: string[] = [];
+  const devices: Device<S>[] = [];
+
+  const device = (name: string): Device<S> => {
+    const directory = mkdtempSync(join(tmpdir(), `dovetail-e2e-${name}-`));
+    dirs.push(directory);
+    const client = createClient({ schema, driver: nodeDriver({ directory }) });
+    const d: Device<S> = {
+      name,
+      client,
+      directory,
+      db: undefined as unknown as Database<S>,
+      async signIn(user, options = {}) {
+        const transport = httpTransport({ url: server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike, reconnectMs: 50 });
+        d.db = await client.bind({
+          userId: user,
+          sync: { transport, getToken: () => tokenFor(user), refreshToken: () => tokenFor(user), timers: manualTimers, ...options },
+        });
+        return d.db;
+      },
+      signOut: (wipe = false) => client.signOut({ wipe }),
+    };
+    devices.push(d);
+    return d;
+  };
+
+  return {
+    schema,
+    sql,
+    server,
+    sync,
+    logs,
+    device,
+    async deviceFor(user, options) {
+      const d = device(`${user}-${devices.length}`);
+      await d.signIn(user, options);
+      return d;
+    },
+    rows: (table) => sql.query(`SELECT * FROM "${table}" ORDER BY 1`),
+    async close() {
+      for (const d of devices) await d.client.signOut().catch(() => undefined);
+      await server.close();
+      await sql.close();
+      await dropSchema?.();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

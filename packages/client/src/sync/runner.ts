@@ -1,0 +1,284 @@
+import { PROTOCOL_VERSION } from '@dovetail/protocol';
+import type { PushMutation } from '@dovetail/protocol';
+import { DovetailError } from '../errors.js';
+import { Emitter } from '../emitter.js';
+import type { RejectedMutation, SyncStore } from './sync-store.js';
+import { TransportError } from './transport.js';
+import type { SyncTransport } from './transport.js';
+
+/** Timers, injected so tests drive time. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface SyncOptions {
+  readonly transport: SyncTransport;
+  /** The current token of the signed-in user. */
+  readonly getToken: () => string | Promise<string>;
+  /** Called when the server says the token expired; returns a fresh one. */
+  readonly refreshToken?: () => Promise<string>;
+  readonly timers?: Timers;
+  readonly random?: () => number;
+  /** First retry delay after a transient failure; doubles up to `maxBackoffMs`. Default 500. */
+  readonly initialBackoffMs?: number;
+  /** Default 60,000. */
+  readonly maxBackoffMs?: number;
+  /** Sync this long after a local write (writes in between are batched). Default 25. */
+  readonly writeDelayMs?: number;
+  /** Sync at least this often while bound. Default 30,000. */
+  readonly intervalMs?: number;
+  /** Mutations per push. Default 100. */
+  readonly pushBatchSize?: number;
+}
+
+export interface SyncReport {
+  readonly pushed: number;
+  readonly rejected: readonly RejectedMutation[];
+  readonly pulled: number;
+  readonly finalized: number;
+}
+
+export interface SyncEvents {
+  /** A sync ran to the end. */
+  synced: SyncReport;
+  /** The server refused a mutation; it is in the rejected log. */
+  rejected: RejectedMutation;
+  /** A sync failed; it will be retried (transient) or needs the app (permanent). */
+  error: { readonly error: unknown; readonly transient: boolean; readonly retryInMs: number | undefined };
+}
+
+export interface RunnerContext {
+  readonly store: SyncStore;
+  readonly userId: string;
+  readonly clientId: string;
+  readonly schemaVersion: number;
+  readonly normalize: () => Promise<unknown>;
+  /** Called after a pull changed tables (live queries, events). */
+  readonly changed: (tables: ReadonlySet<string>) => void;
+  /** Milliseconds since the epoch (the client's injected clock). */
+  readonly now: () => number;
+}
+
+const TRANSIENT = new Set(['network', 'internal', 'rate_limited', 'token_expired']);
+
+/**
+ * The sync runner: one sync at a time (single-flight), each made of
+ * phases that are safe to rerun after a crash: normalize, push, pull (with
+ * finalize in the same transaction). It runs on bind, on a timer with
+ * backoff and jitter, on reconnect, on a poke, and shortly after a local
+ * write — never inside `mutate()`.
+ */
+export class SyncRunner {
+  readonly events = new Emitter<SyncEvents>();
+  readonly #ctx: RunnerContext;
+  readonly #options: SyncOptions;
+  readonly #timers: Timers;
+  #running: Promise<SyncReport> | undefined;
+  #again = false;
+  #stopped = false;
+  #timer: unknown;
+  #timerDue = Infinity;
+  #failures = 0;
+  #abort = new AbortController();
+  #closePokes: (() => void) | undefined;
+  #token: string | undefined;
+
+  constructor(ctx: RunnerContext, options: SyncOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+    this.#timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
+  }
+
+  /** Starts syncing: now, on pokes, on reconnect, and on the interval. */
+  start(): void {
+    this.#schedule(0);
+    this.#closePokes = this.#options.transport.pokes?.(() => this.#currentToken(), this.#ctx.clientId, {
+      onPoke: () => this.#schedule(0),
+      onOpen: () => this.#schedule(0),
+    });
+  }
+
+  /** A local write happened: sync soon, batching writes that follow. */
+  wrote(): void {
+    this.#schedule(this.#options.writeDelayMs ?? 25);
+  }
+
+  /**
+   * Runs a sync now (or joins the one running, then runs again) and
+   * resolves when it is done. Rejects with the failure; the runner keeps
+   * its own schedule either way.
+   */
+  syncNow(): Promise<SyncReport> {
+    if (this.#stopped) return Promise.reject(new DovetailError('not_bound', 'sync is stopped: the user signed out'));
+    if (this.#running) {
+      this.#again = true;
+      return this.#running.then(
+        () => this.syncNow(),
+        () => this.syncNow(),
+      );
+    }
+    const run = this.#run().finally(() => {
+      this.#running = undefined;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        this.#schedule(0);
+      }
+    });
+    this.#running = run;
+    return run;
+  }
+
+  /** Stops everything bound to this user: timers, pokes, requests in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#timers.clearTimeout(this.#timer);
+    this.#closePokes?.();
+    this.#abort.abort();
+    await this.#running?.catch(() => undefined);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    const due = this.#ctx.now() + ms;
+    if (this.#timer !== undefined && due >= this.#timerDue) return;
+    this.#timers.clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = this.#timers.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerDue = Infinity;
+      this.syncNow().catch(() => undefined);
+    }, ms);
+  }
+
+  async #run(): Promise<SyncReport> {
+    try {
+      const report = await this.#phases();
+      this.#failures = 0;
+      this.events.emit('synced', report);
+      this.#schedule(this.#options.intervalMs ?? 30_000);
+      return report;
+    } catch (error) {
+      if (this.#stopped) throw error;
+      const transient = error instanceof TransportError ? TRANSIENT.has(error.code) || error.status >= 500 : false;
+      this.#failures++;
+      const base = Math.min(this.#options.maxBackoffMs ?? 60_000, (this.#options.initialBackoffMs ?? 500) * 2 ** Math.min(this.#failures - 1, 20));
+      const jittered = Math.round(base * (0.5 + (this.#options.random ?? Math.random)() / 2));
+      const retryInMs = error instanceof TransportError && error.retryAfterMs !== undefined ? Math.max(error.retryAfterMs, jittered) : jittered;
+      this.events.emit('error', { error, transient, retryInMs });
+      this.#schedule(retryInMs);
+      throw error;
+    }
+  }
+
+  async #phases(): Promise<SyncReport> {
+    // 1. normalize
+    await this.#ctx.normalize();
+    // 2. push
+    const { pushed, rejected } = await this.#push();
+    // 3 + 4. pull, apply with replay, finalize
+    const refresh = await this.#ctx.store.refreshKeys();
+    const cursor = await this.#ctx.store.cursor();
+    const response = await this.#withToken((token) =>
+      this.#options.transport.pull({ protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor, ...(refresh.length ? { refresh } : {}) }, token, this.#abort.signal),
+    ).catch(async (error: unknown) => {
+      if (error instanceof TransportError && error.code === 'cursor_expired' && cursor !== null) {
+        return this.#withToken((token) =>
+          this.#options.transport.pull({ protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: null, ...(refresh.length ? { refresh } : {}) }, token, this.#abort.signal),
+        );
+      }
+      throw error;
+    });
+    this.#checkStopped();
+    const applied = await this.#ctx.store.applyPull(response, refresh);
+    this.#ctx.changed(applied.tables);
+    return { pushed, rejected, pulled: response.changes.length, finalized: applied.finalized };
+  }
+
+  async #push(): Promise<{ pushed: number; rejected: RejectedMutation[] }> {
+    let pushed = 0;
+    const rejected: RejectedMutation[] = [];
+    let batch = this.#options.pushBatchSize ?? 100;
+    for (;;) {
+      this.#checkStopped();
+      const mutations = await this.#ctx.store.nextToPush(batch);
+      if (mutations.length === 0) break;
+      let results;
+      try {
+        results = await this.#withToken((token) => this.#send(mutations, token));
+      } catch (error) {
+        if (error instanceof TransportError && error.code === 'body_too_large') {
+          if (mutations.length > 1) {
+            batch = Math.max(1, Math.floor(mutations.length / 2));
+            continue;
+          }
+          const one = mutations[0] as PushMutation;
+          const out = await this.#ctx.store.rejectLocally(one.id, 'too_large', `mutation '${one.name}' is larger than the server accepts (${error.message}); split it into smaller mutations`);
+          for (const r of out) this.events.emit('rejected', r);
+          rejected.push(...out);
+          continue;
+        }
+        throw error;
+      }
+      const refused = await this.#ctx.store.recordResults(results);
+      for (const r of refused) this.events.emit('rejected', r);
+      rejected.push(...refused);
+      pushed += results.length;
+      // Fewer results than mutations: the server waits for a predecessor; pull, then try again later.
+      if (results.length < mutations.length) break;
+    }
+    return { pushed, rejected };
+  }
+
+  async #send(mutations: PushMutation[], token: string) {
+    const response = await this.#options.transport.push({ protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, mutations }, token, this.#abort.signal);
+    return response.results.filter((r, i) => r.id === mutations[i]?.id);
+  }
+
+  async #currentToken(): Promise<string> {
+    this.#token ??= await this.#options.getToken();
+    checkTokenOwner(this.#token, this.#ctx.userId);
+    return this.#token;
+  }
+
+  /** Runs a request with the token; on `token_expired`, asks the app for a fresh one and retries once (D4). */
+  async #withToken<T>(request: (token: string) => Promise<T>): Promise<T> {
+    const token = await this.#currentToken();
+    try {
+      return await request(token);
+    } catch (error) {
+      if (!(error instanceof TransportError) || error.code !== 'token_expired' || !this.#options.refreshToken) throw error;
+      this.#token = await this.#options.refreshToken();
+      checkTokenOwner(this.#token, this.#ctx.userId);
+      return request(this.#token);
+    }
+  }
+
+  #checkStopped(): void {
+    if (this.#stopped) throw new DovetailError('not_bound', 'sync was cancelled by sign-out');
+  }
+}
+
+/**
+ * A's outbox is never pushed with B's token (I1): the token's `sub` must be
+ * the database's owner. The signature is the server's business; this only
+ * reads the claim.
+ */
+function checkTokenOwner(token: string, userId: string): void {
+  const payload = token.split('.')[1];
+  let sub: unknown;
+  try {
+    sub = (JSON.parse(new TextDecoder().decode(base64UrlDecode(payload ?? ''))) as { sub?: unknown }).sub;
+  } catch {
+    sub = undefined;
+  }
+  if (sub !== userId) {
+    throw new DovetailError('wrong_owner', `the token is for ${typeof sub === 'string' ? `user '${sub}'` : 'no user'}, but this database belongs to '${userId}'; it was not used`);
+  }
+}
+
+function base64UrlDecode(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(text.length / 4) * 4, '=');
+  const bin = atob(b64);
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
