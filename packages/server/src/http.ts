@@ -74,6 +74,8 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       status = httpStatusOf(e.code);
       if (status >= 500) sync.log.error('internal error', { path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       if (e.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(e.retryAfterSeconds));
+      // The rest of a refused body is not read: the connection cannot carry another request.
+      if (!req.complete) res.setHeader('Connection', 'close');
       send(res, status, { error: { code: e.code, message: e.message } });
     } finally {
       sync.log.info('request', { method: req.method, path, status, code, ms: Math.round((performance.now() - started) * 10) / 10 });
@@ -90,11 +92,14 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
     async close() {
       const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (drained = r));
       await pokes.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
       await idle;
+      // Requests in flight have been answered. A kept-alive connection that
+      // became idle meanwhile, or one whose body was not read to the end,
+      // would otherwise hold the port open until the client gives up on it.
+      server.closeAllConnections();
+      await closed;
     },
   };
 }
@@ -106,25 +111,112 @@ function toServerError(error: unknown): ServerError {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
+/**
+ * Reads the body as JSON, at most `max` bytes. Over the limit it stops
+ * reading (without destroying the socket, so the answer still reaches the
+ * client); the connection is closed after the answer.
+ */
 async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > max) throw new ServerError('body_too_large', `the body is ${declared} bytes; the limit is ${max}. Push fewer mutations at once`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > max) throw new ServerError('body_too_large', `the body is over the limit of ${max} bytes. Push fewer mutations at once`);
-    chunks.push(buf);
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  if (declared !== undefined && declared > max) {
+    throw new ServerError('body_too_large', `the body is ${declared} bytes; the limit is ${max}. Push fewer mutations at once`);
   }
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onFail);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        done();
+        req.pause();
+        reject(new ServerError('body_too_large', `the body is over the limit of ${max} bytes. Push fewer mutations at once`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onFail = (): void => {
+      done();
+      reject(new ServerError('invalid_request', 'the connection broke before the whole body arrived; send the request again'));
+    };
+    const onClose = (): void => {
+      if (!req.complete) onFail();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onFail);
+    req.on('close', onClose);
+  });
+  const text = body.toString('utf8');
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
-    throw new ServerError('invalid_request', 'the body is not valid JSON');
+    throw new ServerError('invalid_request', 'the body is not valid JSON; send one JSON object, UTF-8 encoded, with Content-Type: application/json');
   }
+  const twice = duplicateKey(text);
+  if (twice !== undefined) {
+    throw new ServerError('invalid_request', `the key ${JSON.stringify(twice.length > 40 ? `${twice.slice(0, 40)}...` : twice)} appears twice in one object; send each field once`);
+  }
+  return value;
+}
+
+/**
+ * The first key that appears twice in one object of `text`, which is valid
+ * JSON (`JSON.parse` silently keeps the last one; the protocol refuses the
+ * message). Iterative, so any nesting depth is fine; linear in the text.
+ */
+export function duplicateKey(text: string): string | undefined {
+  const objects: (Set<string> | undefined)[] = []; // undefined for an array
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      // The closing quote: the next one not escaped by an odd run of backslashes.
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      const keys = objects[objects.length - 1];
+      if (expectKey && keys) {
+        const raw = text.slice(i + 1, end);
+        // "a" and "\u0061" are the same key.
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      objects.push(undefined);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      objects.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = objects[objects.length - 1] !== undefined;
+    }
+  }
+  return undefined;
 }

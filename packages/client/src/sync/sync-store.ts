@@ -44,7 +44,7 @@ interface OutboxRow {
 
 const rowKey = (op: Op, schema: Schema): string => {
   const id = op.op === 'insert' || op.op === 'upsert' ? op.row[schema.table(op.table).primaryKey] : op.id;
-  return `${op.table}:${String(id)}`;
+  return `${op.table}:${typeof id === 'string' ? id : JSON.stringify(id)}`;
 };
 
 /**
