@@ -37,8 +37,8 @@ export async function demo(say: (line: string) => void): Promise<void> {
   const signIn = (client: DovetailClient<ExampleSchema>, user: string): Promise<Database<ExampleSchema>> =>
     client.bind({ userId: user, identity: { name: user }, sync: { transport: httpTransport({ url: http.url }), getToken: () => token(user), timers: byHand } });
   const titles = async (db: Database<ExampleSchema>, table: 'projects' | 'tasks' | 'comments'): Promise<string> => {
-    const rows = await db.rows(table);
-    return rows.map((r) => ('title' in r ? r.title : 'body' in r ? r.body : r.id)).join(', ') || '(none)';
+    const rows: Record<string, unknown>[] = await db.rows(table);
+    return rows.map((r) => String(r['title'] ?? r['body'] ?? r['id'])).join(', ') || '(none)';
   };
 
   try {

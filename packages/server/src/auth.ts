@@ -36,7 +36,8 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
   const algorithms = key ? ['HS256'] : ['RS256', 'ES256', 'EdDSA'];
   return async (authorization) => {
-    const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
+    // The scheme is case-insensitive (RFC 7235); the token is one token68.
+    const token = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw new ServerError('unauthorized', 'no bearer token: send "Authorization: Bearer <JWT>"');
     const verifyOptions = {
       algorithms,
@@ -49,13 +50,32 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     try {
       payload = key ? (await jwtVerify(token, key, verifyOptions)).payload : (await jwtVerify(token, jwks as ReturnType<typeof createRemoteJWKSet>, verifyOptions)).payload;
     } catch (error) {
-      if (error instanceof errors.JWTExpired) throw new ServerError('token_expired', 'the token has expired');
+      if (error instanceof errors.JWTExpired) throw new ServerError('token_expired', 'the token has expired; refresh it through the app and retry with the new one');
+      if (jwks && !isTokenProblem(error)) {
+        // The key set could not be fetched or read: the server's problem, not the token's.
+        throw new ServerError('internal', 'the server could not check the token against its key set; retry later', { cause: error });
+      }
       const why = error instanceof Error ? error.message : 'unknown reason';
-      throw new ServerError('token_invalid', `the token was refused: ${why}`);
+      throw new ServerError('token_invalid', `the token was refused (${why}); do not retry with it: get a new token from the app, signing in again if needed`);
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 1024) {
-      throw new ServerError('token_invalid', 'the token has no usable "sub" claim (the user id)');
+      throw new ServerError('token_invalid', 'the token has no usable "sub" claim (the user id); issue tokens that name the user in "sub"');
     }
     return { userId: payload.sub, claims: payload };
   };
+}
+
+/** Failures that say the token is bad; anything else (a key set that cannot be fetched or parsed) is the server's. */
+function isTokenProblem(error: unknown): boolean {
+  return (
+    error instanceof errors.JWSSignatureVerificationFailed ||
+    error instanceof errors.JWSInvalid ||
+    error instanceof errors.JWTInvalid ||
+    error instanceof errors.JWTClaimValidationFailed ||
+    error instanceof errors.JOSEAlgNotAllowed ||
+    error instanceof errors.JOSENotSupported ||
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    error instanceof errors.JWKInvalid
+  );
 }

@@ -74,8 +74,7 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       status = httpStatusOf(e.code);
       if (status >= 500) sync.log.error('internal error', { path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       if (e.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(e.retryAfterSeconds));
-      // The rest of a refused body is not read: the connection cannot carry another request.
-      if (!req.complete) res.setHeader('Connection', 'close');
+      if (!req.complete) settleUnreadBody(req, res, maxBody);
       send(res, status, { error: { code: e.code, message: e.message } });
     } finally {
       sync.log.info('request', { method: req.method, path, status, code, ms: Math.round((performance.now() - started) * 10) / 10 });
@@ -104,6 +103,34 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
   };
 }
 
+const DISCARD_MS = 10_000;
+
+/**
+ * A request refused before its body was read (too large, no token, rate
+ * limited): the client may still be sending. Closing at once would make
+ * it fail with EPIPE instead of reading the answer, so the rest is read and
+ * dropped, up to a bound in bytes and time; a body declared larger than
+ * that bound gets `Connection: close` instead.
+ */
+function settleUnreadBody(req: IncomingMessage, res: ServerResponse, maxBody: number): void {
+  const budget = Math.max(maxBody, 16 * 1024 * 1024);
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > budget) {
+    res.setHeader('Connection', 'close');
+    return;
+  }
+  let left = budget;
+  const timer = setTimeout(() => req.socket.destroy(), DISCARD_MS).unref();
+  const stop = (): void => clearTimeout(timer);
+  req.on('data', (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) req.socket.destroy();
+  });
+  req.once('end', stop);
+  req.once('close', stop);
+  req.resume();
+}
+
 function toServerError(error: unknown): ServerError {
   if (error instanceof ServerError) return error;
   if (error instanceof ProtocolError) return new ServerError(error.code, error.message);
@@ -119,8 +146,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * Reads the body as JSON, at most `max` bytes. Over the limit it stops
- * reading (without destroying the socket, so the answer still reaches the
- * client); the connection is closed after the answer.
+ * reading without destroying the socket, so the answer still reaches the
+ * client (see `settleUnreadBody`).
  */
 async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
@@ -199,7 +226,7 @@ export function duplicateKey(text: string): string | undefined {
       if (expectKey && keys) {
         const raw = text.slice(i + 1, end);
         // "a" and "\u0061" are the same key.
-        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        const key = raw.includes('\\') ? String(JSON.parse(`"${raw}"`)) : raw;
         if (keys.has(key)) return key;
         keys.add(key);
         expectKey = false;

@@ -2,11 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
-import { parseClientMessage, PROTOCOL_VERSION } from '@dovetail/protocol';
+import { parseClientMessage, PROTOCOL_VERSION, ProtocolError } from '@dovetail/protocol';
+import { ServerError } from './errors.js';
 import { CHANGES_CHANNEL } from './setup.js';
 import type { SyncServer } from './sync-server.js';
 
 const HELLO_TIMEOUT_MS = 10_000;
+const CLOSE_TIMEOUT_MS = 2_000;
 
 /**
  * Pokes: a WebSocket per device, bound to the user of the token it said
@@ -17,9 +19,13 @@ const HELLO_TIMEOUT_MS = 10_000;
 export class Pokes {
   readonly #sync: SyncServer;
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  /** Devices that said hello, with their user. */
   readonly #sockets = new Map<WebSocket, string>();
+  /** Every open socket, welcomed or not (closed on shutdown). */
+  readonly #all = new Set<WebSocket>();
   #unlisten: (() => Promise<void>) | undefined;
   #pending: Set<string> | undefined;
+  #closed = false;
 
   private constructor(sync: SyncServer) {
     this.#sync = sync;
@@ -36,7 +42,7 @@ export class Pokes {
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if ((req.url ?? '').split('?')[0] !== '/v1/poke') {
+    if (this.#closed || (req.url ?? '').split('?')[0] !== '/v1/poke') {
       socket.destroy();
       return;
     }
@@ -44,19 +50,34 @@ export class Pokes {
   }
 
   #accept(ws: WebSocket): void {
+    if (this.#closed) {
+      ws.terminate();
+      return;
+    }
+    this.#all.add(ws);
     const timer = setTimeout(() => ws.close(4001, 'no hello'), HELLO_TIMEOUT_MS);
+    // Registered before anything async: a device that leaves while its
+    // token is being checked must not stay in the map.
+    ws.on('close', () => {
+      clearTimeout(timer);
+      this.#all.delete(ws);
+      this.#sockets.delete(ws);
+    });
+    ws.on('error', () => ws.terminate());
     ws.once('message', (data: Buffer) => {
       clearTimeout(timer);
       void (async () => {
         try {
-          const hello = parseClientMessage(JSON.parse(data.toString('utf8')) as unknown);
+          const hello = parseClientMessage(parseFrame(data));
           const identity = await this.#sync.authenticate(`Bearer ${hello.token}`);
+          if (ws.readyState !== ws.OPEN) return;
           this.#sockets.set(ws, identity.userId);
-          ws.on('close', () => this.#sockets.delete(ws));
           ws.send(JSON.stringify({ type: 'welcome', protocolVersion: PROTOCOL_VERSION }));
         } catch (error) {
-          const e = error as { code?: string; message?: string };
-          ws.send(JSON.stringify({ error: { code: e.code ?? 'invalid_request', message: e.message ?? 'bad hello' } }));
+          const e = asErrorBody(error);
+          if (e.error.code === 'internal') this.#sync.log.error('poke hello failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+          if (ws.readyState !== ws.OPEN) return;
+          ws.send(JSON.stringify(e));
           ws.close(4003, 'refused');
         }
       })();
@@ -81,10 +102,42 @@ export class Pokes {
     for (const ws of this.#sockets.keys()) if (ws.readyState === ws.OPEN) ws.send(poke);
   }
 
+  /** Stops listening, and closes every socket (`1001`), welcomed or still saying hello. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.#unlisten?.();
-    for (const ws of this.#sockets.keys()) ws.close(1001, 'server shutting down');
+    const sockets = [...this.#all];
+    await Promise.all(
+      sockets.map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            if (ws.readyState === ws.CLOSED) return resolve();
+            // A device that does not answer the close handshake is cut off.
+            const cut = setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS);
+            ws.once('close', () => {
+              clearTimeout(cut);
+              resolve();
+            });
+            ws.close(1001, 'server shutting down');
+          }),
+      ),
+    );
     this.#sockets.clear();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
   }
+}
+
+function parseFrame(data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString('utf8')) as unknown;
+  } catch {
+    throw new ProtocolError('invalid_request', 'the hello is not valid JSON; send one JSON object: {"type":"hello","protocolVersion":1,"clientId":...,"token":...}');
+  }
+}
+
+/** The error body for a refused hello: the error's own code, or `internal` for a failure of the server. */
+function asErrorBody(error: unknown): { error: { code: string; message: string } } {
+  if (error instanceof ServerError || error instanceof ProtocolError) return { error: { code: error.code, message: error.message } };
+  return { error: { code: 'internal', message: 'the server failed to check the hello; it was logged. Reconnect later' } };
 }
