@@ -6,7 +6,8 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import type { Schema } from '@dovetail/schema';
 import { createClient, httpTransport } from '@dovetail/client';
-import type { Database, DovetailClient, SyncOptions, Timers, WebSocketLike } from '@dovetail/client';
+import type { Database, DovetailClient, SyncOptions, WebSocketLike } from '@dovetail/client';
+import { manualTimers } from './timers.js';
 import { nodeDriver } from '@dovetail/client/node';
 import { createAuthenticator, embeddedSql, postgresSql, startHttpServer, SyncServer } from '@dovetail/server';
 import type { Logger, RunningServer, Sql } from '@dovetail/server';
@@ -17,8 +18,7 @@ export async function tokenFor(sub: string, expiresIn: string | number = '1h'): 
   return new SignJWT({ role: 'authenticated', name: sub.toUpperCase() }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(SECRET));
 }
 
-/** Timers that never fire by themselves: tests call `syncNow()`. */
-export const manualTimers: Timers = { setTimeout: () => undefined, clearTimeout: () => undefined };
+export { manualTimers };
 
 let counter = 0;
 

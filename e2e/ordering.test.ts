@@ -1,0 +1,41 @@
+import WebSocket from 'ws';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { httpTransport } from '@dovetail/client';
+import type { SyncTransport, WebSocketLike } from '@dovetail/client';
+import { createWorld } from './support/world.js';
+import type { World } from './support/world.js';
+import { e2eSchema } from './support/schema.js';
+import type { E2eSchema } from './support/schema.js';
+
+let world: World<E2eSchema>;
+beforeAll(async () => {
+  world = await createWorld(e2eSchema);
+});
+afterAll(() => world.close());
+
+it('applies a first sync that arrives children first, with keys on, every referenced user present (O1)', async () => {
+  const author = await world.deviceFor('uma');
+  await author.db.mutate('tree', (m) => {
+    m.insert('projects', { id: 'o1', owner_id: 'uma', title: 'P', public: false });
+    m.insert('tasks', { id: 'o1-t1', project_id: 'o1', title: 'root' });
+    m.insert('tasks', { id: 'o1-t2', project_id: 'o1', parent_task_id: 'o1-t1', title: 'child' });
+    m.insert('comments', { id: 'o1-k', task_id: 'o1-t2', author_id: 'uma', body: 'deep' });
+  });
+  await author.db.sync.syncNow();
+  // A transport that hands the client every change in reverse: children before parents.
+  const http = httpTransport({ url: world.server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike });
+  const reversed: SyncTransport = {
+    push: (r, t, s) => http.push(r, t, s),
+    pull: async (r, t, s) => {
+      const page = await http.pull(r, t, s);
+      return { ...page, changes: [...page.changes].reverse() };
+    },
+  };
+  const reader = world.device('uma-new');
+  const db = await reader.signIn('uma', { transport: reversed });
+  await db.sync.syncNow();
+  expect((await db.rows('comments')).map((c) => c.id)).toEqual(['o1-k']);
+  expect((await db.rows('users')).map((u) => u.id)).toEqual(['uma']);
+  expect(await db.foreignKeyCheck()).toEqual([]);
+  expect(await db.query('PRAGMA foreign_keys')).toEqual([{ foreign_keys: 1 }]);
+});
