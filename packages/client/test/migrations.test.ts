@@ -337,8 +337,8 @@ describe("the engine's own tables survive (G11)", () => {
     // A mutation the server refused earlier, in the rejected log.
     const raw = openRaw();
     raw
-      .prepare('INSERT INTO _dovetail_rejected (id, name, ops, reason, message, rows, created_at, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run('m-old', 'renameProject', '[{"op":"update","table":"projects","id":"p2","set":{"title":"x"}}]', 'forbidden', 'not yours', '[]', 1, 2);
+      .prepare('INSERT INTO _dovetail_rejected (outbox_seq, id, name, ops, reason, message, rows, created_at, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(0, 'm-old', 'renameProject', '[{"op":"update","table":"projects","id":"p2","set":{"title":"x"}}]', 'forbidden', 'not yours', '[]', 1, 2);
     raw.close();
     const before = await fileState();
     expect(before.rows._dovetail_outbox).toHaveLength(5);

@@ -90,9 +90,10 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
     pokes,
     async close() {
       const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (drained = r));
-      await pokes.close();
+      // Stop accepting first, so nothing new starts while we wind down.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      await pokes.close();
       await idle;
       // Requests in flight have been answered. A kept-alive connection that
       // became idle meanwhile, or one whose body was not read to the end,

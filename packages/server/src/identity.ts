@@ -27,6 +27,10 @@ export async function ensureIdentity(sql: Sql, schema: Schema, identity: Identit
   for (const c of table.columns) {
     if (!c.nullable && !c.hasDefault && values[c.name] === undefined) values[c.name] = c.kind === 'text' ? '' : c.kind === 'boolean' ? false : c.kind === 'json' ? {} : 0;
   }
+  // Most requests come from users who exist: look first, so nothing is
+  // written (and nothing announced) when the row is there.
+  const existing = await sql.query(`SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1`, [identity.userId]);
+  if (existing.length > 0) return;
   const cols = Object.keys(values);
   await sql.query(
     `INSERT INTO ${q(table.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map((c, i) => (table.columns.find((x) => x.name === c)?.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')}) ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`,

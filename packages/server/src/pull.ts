@@ -4,6 +4,7 @@ import type { RefreshKey, RowValues } from '@dovetail/protocol';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { ensureIdentity } from './identity.js';
+import { checkClientOwner } from './push.js';
 import type { IdentityRow } from './identity.js';
 import type { Sql, SqlQueryable } from './sql.js';
 import { deletedRowCondition, visibleCondition } from './visibility.js';
@@ -48,6 +49,7 @@ export function decodeCursor(cursor: string): string {
 /** The user's changes since `cursor` (everything visible when it is null), plus the rows asked for in `refresh`. */
 export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
   await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
+  await checkClientOwner(deps.sql, clientId, identity.userId);
   const prev = cursor === null ? null : decodeCursor(cursor);
   return deps.sql.transaction(
     async (tx) => {

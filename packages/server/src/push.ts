@@ -68,7 +68,8 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   return results;
 }
 
-async function checkClientOwner(sql: Sql, clientId: string, userId: string): Promise<void> {
+/** A device id belongs to the first user who pushed with it; another user's token may not use it (I1). */
+export async function checkClientOwner(sql: Sql, clientId: string, userId: string): Promise<void> {
   const rows = await sql.query<{ user_id: string }>('SELECT user_id FROM _dovetail_ledger WHERE client_id = $1 LIMIT 1', [clientId]);
   const owner = rows[0]?.user_id;
   if (owner !== undefined && owner !== userId) {

@@ -15,6 +15,10 @@ export const CHANGES_CHANNEL = 'dovetail_changes';
  * - `_dovetail_refused`: rows that refused mutations would have created, so
  *   a later mutation that needs one is refused with `parent_rejected`;
  * - `_dovetail_meta`: key/value settings (the pruning watermark).
+ *
+ * The capture trigger also calls `pg_notify` for each changed row, which
+ * Postgres delivers at commit (once per table and transaction) to every
+ * listening server instance.
  */
 const ENGINE_DDL = [
   `CREATE TABLE IF NOT EXISTS _dovetail_meta (key text PRIMARY KEY, value text NOT NULL)`,
@@ -50,18 +54,15 @@ const ENGINE_DDL = [
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+       PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
        RETURN OLD;
      END IF;
+     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
      IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
      END IF;
      INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
      RETURN NEW;
-   END $$`,
-  `CREATE OR REPLACE FUNCTION _dovetail_announce() RETURNS trigger LANGUAGE plpgsql AS $$
-   BEGIN
-     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
-     RETURN NULL;
    END $$`,
 ];
 
@@ -74,8 +75,10 @@ function captureDdl(table: string, primaryKey: string): string[] {
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
+       PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
        RETURN OLD;
      END IF;
+     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
      INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
      RETURN NEW;
    END $$`);
@@ -83,8 +86,9 @@ function captureDdl(table: string, primaryKey: string): string[] {
   ddl.push(
     `DROP TRIGGER IF EXISTS _dovetail_capture ON ${q(table)}`,
     `CREATE TRIGGER _dovetail_capture AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH ROW EXECUTE FUNCTION ${q(fn)}()`,
+    // Announcements come from the row trigger (only when a row changed;
+    // Postgres folds identical notifications of one transaction into one).
     `DROP TRIGGER IF EXISTS _dovetail_announce ON ${q(table)}`,
-    `CREATE TRIGGER _dovetail_announce AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH STATEMENT EXECUTE FUNCTION _dovetail_announce()`,
   );
   return ddl;
 }
