@@ -3,6 +3,7 @@ import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail
 import type { JsonValue, Mutation, Op, RowValues } from '@dovetail/protocol';
 import { ownerOf } from './ownership.js';
 import { Refusal } from './refusal.js';
+import { visibleCondition } from './visibility.js';
 import type { SqlQueryable } from './sql.js';
 
 interface Written {
@@ -156,8 +157,24 @@ async function checkParents(ctx: ApplyContext, w: Written): Promise<void> {
     // Keys are text (the schema insists), so anything else is no key at all.
     if (typeof value !== 'string') continue;
     const parent = ctx.schema.table(fk.refTable);
-    const found = await ctx.tx.query(`SELECT 1 FROM ${q(parent.name)} WHERE ${q(fk.refColumn)} = $1 FOR KEY SHARE`, [value]);
-    if (found.length > 0) continue;
+    const found = await ctx.tx.query<{ visible: boolean }>(
+      `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
+      [ctx.userId, value],
+    );
+    const hit = found[0];
+    if (hit?.visible) continue;
+    if (hit) {
+      // The parent exists, but not for this user: a row may only point at
+      // rows its writer may see. Answered like a missing parent, so the
+      // refusal does not reveal that the row exists.
+      throw new Refusal('parent_missing', `${w.table.name}.${fk.column} = '${value}' has no ${fk.refTable}.${fk.refColumn} that you may see`, {
+        table: w.table.name,
+        column: fk.column,
+        value,
+        referencedTable: fk.refTable,
+        rowId: w.id,
+      });
+    }
     await missingParent(ctx, w, fk, value);
   }
 }

@@ -189,6 +189,8 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
     req.on('end', onEnd);
     req.on('error', onFail);
     req.on('close', onClose);
+    // The client may have gone while its token was checked: no event will come.
+    if (req.destroyed && !req.complete) onFail();
   });
   const text = body.toString('utf8');
   let value: unknown;
@@ -209,7 +211,7 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
  * JSON (`JSON.parse` silently keeps the last one; the protocol refuses the
  * message). Iterative, so any nesting depth is fine; linear in the text.
  */
-export function duplicateKey(text: string): string | undefined {
+function duplicateKey(text: string): string | undefined {
   const objects: (Set<string> | undefined)[] = []; // undefined for an array
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {

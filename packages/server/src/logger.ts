@@ -7,7 +7,16 @@ export interface Logger {
 
 export function jsonLogger(write: (line: string) => void = (line) => process.stdout.write(line + '\n'), now: () => number = Date.now): Logger {
   const emit = (level: string, message: string, fields: Record<string, unknown> = {}): void => {
-    write(JSON.stringify({ time: new Date(now()).toISOString(), level, message, ...fields }));
+    // A field never hides the time, level or message; a value JSON cannot
+    // hold (a bigint, a cycle) never turns logging into a crash.
+    const head = { time: new Date(now()).toISOString(), level, message };
+    let line: string;
+    try {
+      line = JSON.stringify({ ...head, ...fields, ...head }, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+    } catch (error) {
+      line = JSON.stringify({ ...head, logError: `the fields could not be written as JSON: ${error instanceof Error ? error.message : String(error)}` });
+    }
+    write(line);
   };
   return {
     info: (m, f) => emit('info', m, f),

@@ -229,9 +229,9 @@ function arrange(schema: Schema, changes: readonly Change[]): Change[] {
   const deleted = new Map<string, Change & { op: 'delete' }>();
   for (const c of changes) {
     if (c.op === 'upsert') {
-      const key = `${c.table}\u0000${String(c.row[schema.table(c.table).primaryKey] as string)}`;
+      const key = `${c.table}\u0000${JSON.stringify(c.row[schema.table(c.table).primaryKey])}`;
       upserted.set(key, c);
-    } else deleted.set(`${c.table}\u0000${c.id}`, c);
+    } else deleted.set(`${c.table}\u0000${JSON.stringify(c.id)}`, c);
   }
   for (const key of upserted.keys()) deleted.delete(key);
   const byTable = new Map<string, Record<string, unknown>[]>();
