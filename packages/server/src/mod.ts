@@ -26,3 +26,4 @@ export { pruneChanges } from './retention.js';
 export type { PushLimits, MutationResult } from './push.js';
 export type { Change, PullResult } from './pull.js';
 export type { RateLimit } from './rate-limit.js';
+export { changesChannel, currentSchema } from './setup.js';

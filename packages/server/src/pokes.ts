@@ -4,7 +4,7 @@ import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { parseClientMessage, PROTOCOL_VERSION, ProtocolError } from '@dovetail/protocol';
 import { ServerError } from './errors.js';
-import { CHANGES_CHANNEL } from './setup.js';
+import { changesChannel, currentSchema } from './setup.js';
 import type { SyncServer } from './sync-server.js';
 
 const HELLO_TIMEOUT_MS = 10_000;
@@ -33,7 +33,7 @@ export class Pokes {
 
   static async start(sync: SyncServer): Promise<Pokes> {
     const pokes = new Pokes(sync);
-    pokes.#unlisten = await sync.sql.listen(CHANGES_CHANNEL, (table) => pokes.#changed(table));
+    pokes.#unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), (table) => pokes.#changed(table));
     return pokes;
   }
 

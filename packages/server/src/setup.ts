@@ -2,8 +2,23 @@ import { quoteIdent as q, quoteLiteral } from '@dovetail/schema';
 import type { Schema } from '@dovetail/schema';
 import type { Sql, SqlQueryable } from './sql.js';
 
-/** The channel on which committed changes are announced (payload: table name). */
-export const CHANGES_CHANNEL = 'dovetail_changes';
+/**
+ * The channel on which committed changes are announced (payload: table
+ * name): one per Postgres schema, so apps in different schemas of one
+ * database do not poke each other's devices.
+ */
+export function changesChannel(schemaName: string): string {
+  return `dovetail_changes__${schemaName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+}
+
+/** The same name, computed by the trigger. */
+const CHANNEL_SQL = `left('dovetail_changes__' || regexp_replace(lower(TG_TABLE_SCHEMA), '[^a-z0-9_]', '_', 'g'), 63)`;
+
+/** The schema the connection works in (where setup created the tables). */
+export async function currentSchema(sql: SqlQueryable): Promise<string> {
+  const rows = await sql.query<{ s: string }>('SELECT current_schema() AS s');
+  return rows[0]?.s ?? 'public';
+}
 
 /**
  * The engine's own tables on the server:
@@ -54,10 +69,10 @@ const ENGINE_DDL = [
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
-       PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
+       PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
        RETURN OLD;
      END IF;
-     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
+     PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
      IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
      END IF;
@@ -75,10 +90,10 @@ function captureDdl(table: string, primaryKey: string): string[] {
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
-       PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
+       PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
        RETURN OLD;
      END IF;
-     PERFORM pg_notify('${CHANGES_CHANNEL}', TG_TABLE_NAME);
+     PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
      INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
      RETURN NEW;
    END $$`);
