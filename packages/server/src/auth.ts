@@ -41,6 +41,8 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     if (!token) throw new ServerError('unauthorized', 'no bearer token: send "Authorization: Bearer <JWT>"');
     const verifyOptions = {
       algorithms,
+      // A token that never expires is refused: a leaked one would work for ever.
+      requiredClaims: ['exp', 'sub'],
       clockTolerance: options.clockToleranceSeconds ?? 5,
       ...(options.issuer ? { issuer: options.issuer } : {}),
       ...(options.audience ? { audience: options.audience } : {}),

@@ -66,7 +66,7 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       const wait = limiter.take(identity.userId);
       if (wait > 0) throw new ServerError('rate_limited', `too many requests; retry in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
       const body = await readJson(req, maxBody);
-      const result = path === '/v1/push' ? await sync.push(req.headers.authorization, body) : await sync.pull(req.headers.authorization, body);
+      const result = path === '/v1/push' ? await sync.pushFor(identity, body) : await sync.pullFor(identity, body);
       send(res, 200, result);
     } catch (error) {
       const e = toServerError(error);

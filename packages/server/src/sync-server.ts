@@ -1,6 +1,6 @@
 import type { Schema } from '@dovetail/schema';
 import { parsePullRequest, parsePushRequest, PROTOCOL_VERSION } from '@dovetail/protocol';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { defaultIdentityRow } from './identity.js';
 import type { IdentityRow } from './identity.js';
@@ -56,7 +56,11 @@ export class SyncServer {
   }
 
   async push(authorization: string | undefined, body: unknown): Promise<{ results: MutationResult[] }> {
-    const identity = await this.#authenticate(authorization);
+    return this.pushFor(await this.#authenticate(authorization), body);
+  }
+
+  /** A push for an identity already verified (by the transport). */
+  async pushFor(identity: Identity, body: unknown): Promise<{ results: MutationResult[] }> {
     const request = parsePushRequest(body);
     this.#checkSchema(request.schemaVersion);
     const results = await push({ sql: this.sql, schema: this.schema, limits: this.limits, identityRow: this.#identityRow, log: this.log }, identity, request);
@@ -64,7 +68,11 @@ export class SyncServer {
   }
 
   async pull(authorization: string | undefined, body: unknown): Promise<PullResult> {
-    const identity = await this.#authenticate(authorization);
+    return this.pullFor(await this.#authenticate(authorization), body);
+  }
+
+  /** A pull for an identity already verified (by the transport). */
+  async pullFor(identity: Identity, body: unknown): Promise<PullResult> {
     const request = parsePullRequest(body);
     this.#checkSchema(request.schemaVersion);
     return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor, request.refresh ?? []);

@@ -171,6 +171,14 @@ describe('tokens', () => {
     await expectNothingWritten(before);
   });
 
+  it('refuses a validly signed token that never expires', async () => {
+    const before = await snapshot();
+    const forever = await new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject('mallory').setIssuedAt().sign(key);
+    expectError(await attempt(`Bearer ${forever}`), 'token_invalid', /exp/);
+    await expectNothingWritten(before);
+    await stillServes();
+  });
+
   it('refuses a token without a usable sub', async () => {
     const before = await snapshot();
     const noSub = await new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(key);
