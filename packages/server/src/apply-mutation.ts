@@ -11,6 +11,8 @@ interface Written {
   readonly id: string;
   /** Columns the op set (all given columns for insert/upsert). */
   readonly columns: ReadonlySet<string>;
+  /** The row as the statement left it (RETURNING *). */
+  row: Record<string, unknown>;
 }
 
 export interface ApplyContext {
@@ -26,10 +28,18 @@ export interface ApplyContext {
  * is), keys are checked before COMMIT by looking for the parents (so
  * Postgres never has to raise 23503), and a parent deleted meanwhile is
  * handled by the key's declared policy.
+ *
+ * Each statement returns the row it wrote, so the checks read nothing again
+ * unless the mutation also deletes (a cascade may have changed what it wrote).
  */
 export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Promise<void> {
-  const written: Written[] = [];
+  const written = new Map<string, Written>();
   const deleted: { table: TableModel; id: string }[] = [];
+  const wrote = (table: TableModel, id: string, columns: readonly ColumnModel[], row: Record<string, unknown>): void => {
+    const key = `${table.name}\u0000${id}`;
+    const before = written.get(key);
+    written.set(key, { table, id, columns: new Set([...(before?.columns ?? []), ...columns.map((c) => c.name)]), row });
+  };
   for (const [index, op] of mutation.ops.entries()) {
     const table = tableOf(ctx.schema, op, index);
     if (op.op === 'delete') {
@@ -37,6 +47,7 @@ export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Prom
       if (!current) continue; // already gone: deleting is idempotent
       await requireOwner(ctx, table, current, op.id, 'delete');
       await ctx.tx.query(`DELETE FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1`, [op.id]);
+      written.delete(`${table.name}\u0000${op.id}`);
       deleted.push({ table, id: op.id });
       continue;
     }
@@ -51,50 +62,61 @@ export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Prom
       const cols = set.filter((c) => c.name !== table.primaryKey);
       if (cols.length === 0) continue;
       const params = cols.map((c) => encode(c, op.set[c.name]));
-      await ctx.tx.query(`UPDATE ${q(table.name)} SET ${cols.map((c, i) => `${q(c.name)} = ${placeholder(c, i + 1)}`).join(', ')} WHERE ${q(table.primaryKey)} = $${cols.length + 1}`, [...params, op.id]);
-      written.push({ table, id: op.id, columns: new Set(cols.map((c) => c.name)) });
+      const rows = await ctx.tx.query(
+        `UPDATE ${q(table.name)} SET ${cols.map((c, i) => `${q(c.name)} = ${placeholder(c, i + 1)}`).join(', ')} WHERE ${q(table.primaryKey)} = $${cols.length + 1} RETURNING *`,
+        [...params, op.id],
+      );
+      wrote(table, op.id, cols, rows[0] ?? { ...current, ...op.set });
       continue;
     }
     // insert / upsert
     const cols = checkColumns(table, op.row, index, true);
     const id = op.row[table.primaryKey];
     if (typeof id !== 'string' || id.length === 0) throw new Refusal('invalid', `${op.op} into ${table.name}: ${table.primaryKey} must be a non-empty string`, { table: table.name });
-    const current = await currentRow(ctx.tx, table, id);
-    if (current) {
-      if (op.op === 'insert') throw new Refusal('invalid', `insert into ${table.name}: a row with ${table.primaryKey} '${id}' already exists`, { table: table.name, rowId: id });
-      await requireOwner(ctx, table, current, id, 'upsert');
+    if (op.op === 'upsert') {
+      const current = await currentRow(ctx.tx, table, id);
+      if (current) await requireOwner(ctx, table, current, id, 'upsert');
     }
     const params = cols.map((c) => encode(c, op.row[c.name]));
     const names = cols.map((c) => q(c.name)).join(', ');
     const values = cols.map((c, i) => placeholder(c, i + 1)).join(', ');
     const update = cols.filter((c) => c.name !== table.primaryKey);
     const conflict =
-      op.op === 'upsert'
-        ? update.length > 0
-          ? ` ON CONFLICT (${q(table.primaryKey)}) DO UPDATE SET ${update.map((c) => `${q(c.name)} = EXCLUDED.${q(c.name)}`).join(', ')}`
-          : ` ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`
-        : '';
-    await ctx.tx.query(`INSERT INTO ${q(table.name)} (${names}) VALUES (${values})${conflict}`, params);
-    written.push({ table, id, columns: new Set(cols.map((c) => c.name)) });
+      op.op === 'upsert' && update.length > 0
+        ? ` ON CONFLICT (${q(table.primaryKey)}) DO UPDATE SET ${update.map((c) => `${q(c.name)} = EXCLUDED.${q(c.name)}`).join(', ')}`
+        : ` ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`;
+    const rows = await ctx.tx.query(`INSERT INTO ${q(table.name)} (${names}) VALUES (${values})${conflict} RETURNING *`, params);
+    const row = rows[0];
+    if (!row) {
+      if (op.op === 'insert') throw new Refusal('invalid', `insert into ${table.name}: a row with ${table.primaryKey} '${id}' already exists`, { table: table.name, rowId: id });
+      continue; // an upsert of nothing but the id, onto an existing row
+    }
+    wrote(table, id, cols, row);
   }
 
-  // A row that plainly belongs to someone else is refused as such, before
-  // its keys are looked at; then the keys; then every row the mutation
-  // wrote must belong to the user.
-  await checkOwners(ctx, written, true);
-  for (const w of written) await checkParents(ctx, w);
+  const rows = [...written.values()];
+  // A cascade or set null of a delete may have changed rows written before it.
+  if (deleted.length > 0) {
+    for (const w of rows) {
+      const now = await currentRow(ctx.tx, w.table, w.id);
+      if (now) w.row = now;
+      else written.delete(`${w.table.name}\u0000${w.id}`);
+    }
+  }
+  const live = [...written.values()];
+  // A row that plainly belongs to someone else (its owner column says so)
+  // is refused as such before its keys are looked at; then the keys; then
+  // rows owned through a parent.
+  for (const w of live) if (w.table.owner.kind === 'column') checkOwner(ctx, w, w.row[w.table.owner.column]);
+  const gone = new Set<Written>();
+  for (const w of live) if ((await checkParents(ctx, w)) === 'removed') gone.add(w);
   for (const d of deleted) await checkRestrictedChildren(ctx, d.table, d.id);
-  await checkOwners(ctx, written, false);
+  for (const w of live) if (!gone.has(w) && w.table.owner.kind === 'through') checkOwner(ctx, w, await ownerOf(ctx.tx, ctx.schema, w.table, w.row));
 }
 
-async function checkOwners(ctx: ApplyContext, written: readonly Written[], knownOnly: boolean): Promise<void> {
-  for (const w of written) {
-    const row = await currentRow(ctx.tx, w.table, w.id);
-    if (!row) continue; // removed again later in the mutation, or by a cascade
-    const owner = await ownerOf(ctx.tx, ctx.schema, w.table, row);
-    if (owner === ctx.userId || (knownOnly && owner === undefined)) continue;
-    throw new Refusal('forbidden', `${w.table.name} '${w.id}' would belong to ${owner === undefined ? 'no one' : 'another user'}; you may only write rows you own`, { table: w.table.name, rowId: w.id });
-  }
+function checkOwner(ctx: ApplyContext, w: Written, owner: unknown): void {
+  if (owner === ctx.userId) return;
+  throw new Refusal('forbidden', `${w.table.name} '${w.id}' would belong to ${owner === undefined || owner === null ? 'no one' : 'another user'}; you may only write rows you own`, { table: w.table.name, rowId: w.id });
 }
 
 function tableOf(schema: Schema, op: Op, index: number): TableModel {
@@ -147,10 +169,13 @@ async function requireOwner(ctx: ApplyContext, table: TableModel, row: Record<st
   }
 }
 
-/** Every key the row sets must find its parent; a missing parent becomes a typed refusal (or is handled by its policy). */
-async function checkParents(ctx: ApplyContext, w: Written): Promise<void> {
-  const row = await currentRow(ctx.tx, w.table, w.id);
-  if (!row) return;
+/**
+ * Every key the row sets must find its parent; a missing parent becomes a
+ * typed refusal, or is handled by its policy (`removed`: the row went with
+ * its deleted parent).
+ */
+async function checkParents(ctx: ApplyContext, w: Written): Promise<'kept' | 'removed'> {
+  const row = w.row;
   for (const fk of w.table.foreignKeys) {
     if (!w.columns.has(fk.column)) continue;
     const value = row[fk.column];
@@ -175,11 +200,12 @@ async function checkParents(ctx: ApplyContext, w: Written): Promise<void> {
         rowId: w.id,
       });
     }
-    await missingParent(ctx, w, fk, value);
+    if ((await missingParent(ctx, w, fk, value)) === 'removed') return 'removed';
   }
+  return 'kept';
 }
 
-async function missingParent(ctx: ApplyContext, w: Written, fk: ForeignKeyModel, value: string): Promise<void> {
+async function missingParent(ctx: ApplyContext, w: Written, fk: ForeignKeyModel, value: string): Promise<'kept' | 'removed'> {
   const details = { table: w.table.name, column: fk.column, value: value as JsonValue, referencedTable: fk.refTable, rowId: w.id };
   const refused = await ctx.tx.query(`SELECT 1 FROM _dovetail_refused WHERE client_id = $1 AND tbl = $2 AND row_id = $3`, [ctx.clientId, fk.refTable, value]);
   if (refused.length > 0) {
@@ -199,7 +225,7 @@ async function missingParent(ctx: ApplyContext, w: Written, fk: ForeignKeyModel,
     case 'cascade':
       // The child goes the way of its parent; its delete is captured as a tombstone.
       await ctx.tx.query(`DELETE FROM ${q(w.table.name)} WHERE ${q(w.table.primaryKey)} = $1`, [w.id]);
-      return;
+      return 'removed';
     case 'restore': {
       const parent = ctx.schema.table(fk.refTable);
       const cols = parent.columns.filter((c) => c.name in old);
@@ -207,8 +233,9 @@ async function missingParent(ctx: ApplyContext, w: Written, fk: ForeignKeyModel,
         `INSERT INTO ${q(parent.name)} (${cols.map((c) => q(c.name)).join(', ')}) VALUES (${cols.map((c, i) => placeholder(c, i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
         cols.map((c) => encode(c, old[c.name])),
       );
-      await checkParents(ctx, { table: parent, id: value, columns: new Set(cols.map((c) => c.name)) });
-      return;
+      const restored = await currentRow(ctx.tx, parent, value);
+      if (restored) await checkParents(ctx, { table: parent, id: value, columns: new Set(cols.map((c) => c.name)), row: restored });
+      return 'kept';
     }
   }
 }

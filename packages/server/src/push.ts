@@ -94,9 +94,14 @@ async function processOne(deps: PushDeps, identity: Identity, clientId: string, 
   const size = Buffer.byteLength(JSON.stringify(m.ops));
   return deps.sql.transaction(async (tx) => {
     await lockClient(tx, clientId);
-    const previous = await ledgerEntry(tx, clientId, m.id);
+    // One look at the ledger: this mutation (a replay?) and its predecessor (here yet?).
+    const known = await tx.query<LedgerRow & { mutation_id: string }>(
+      'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = ANY($2::text[])',
+      [clientId, m.prev ? [m.id, m.prev] : [m.id]],
+    );
+    const previous = known.find((k) => k.mutation_id === m.id);
     if (previous) return replay(previous, digest, m.id);
-    if (m.prev && !(await ledgerEntry(tx, clientId, m.prev))) return undefined;
+    if (m.prev && !known.some((k) => k.mutation_id === m.prev)) return undefined;
     let refusal: Refusal | undefined;
     if (m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes) {
       refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
@@ -153,10 +158,6 @@ interface LedgerRow {
   result: MutationResult;
 }
 
-async function ledgerEntry(tx: SqlQueryable, clientId: string, mutationId: string): Promise<LedgerRow | undefined> {
-  const rows = await tx.query<LedgerRow>('SELECT digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $2', [clientId, mutationId]);
-  return rows[0];
-}
 
 function replay(previous: LedgerRow, digest: string, id: string): MutationResult {
   if (previous.digest === digest) return previous.result;

@@ -47,6 +47,7 @@ const ENGINE_DDL = [
    )`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_xid ON _dovetail_changes (xid)`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_at ON _dovetail_changes (at)`,
+  `CREATE INDEX IF NOT EXISTS _dovetail_changes_row ON _dovetail_changes (tbl, row_id, seq)`,
   `CREATE TABLE IF NOT EXISTS _dovetail_ledger (
      client_id text NOT NULL,
      mutation_id text NOT NULL,

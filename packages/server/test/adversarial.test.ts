@@ -235,7 +235,7 @@ describe('tokens', () => {
 });
 
 describe('rows that belong to someone else (G12, I2)', () => {
-  it("refuses changing Bob's rows with Ann's token, and moving Ann's rows to Bob, as forbidden", async () => {
+  it("refuses changing Bob's rows with Ann's token, and moving Ann's rows to Bob: forbidden, or a missing parent where the parent is one Ann may not see", async () => {
     const before = await snapshot();
     const attempts = [
       mutation('renameBobsProject', [{ op: 'update', table: 'projects', id: 'pb', set: { title: 'mine now' } }]),
@@ -252,9 +252,13 @@ describe('rows that belong to someone else (G12, I2)', () => {
       // Hidden inside an otherwise fine mutation: the whole mutation goes.
       mutation('mixed', [P('p-ok', 'ann'), { op: 'update', table: 'projects', id: 'pb', set: { title: 'x' } }]),
     ];
+    // Rows placed under a parent Ann cannot see are answered like a missing
+    // parent, so the refusal does not reveal that Bob's rows exist.
+    const hidden = new Set(['taskInBobsProject', 'moveTaskToBob']);
+    const expected = attempts.map((m) => (hidden.has(m.name) ? 'parent_missing' : 'forbidden'));
     const results = await pushAs('ann', attempts);
-    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(attempts.map(() => 'forbidden'));
-    await expectOnlyRefusals(before, Object.fromEntries(attempts.map((m) => [m.id, 'forbidden'])));
+    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(expected);
+    await expectOnlyRefusals(before, Object.fromEntries(attempts.map((m, i) => [m.id, expected[i] ?? ''])));
     await stillServes();
   });
 

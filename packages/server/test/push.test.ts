@@ -179,7 +179,8 @@ describe('no one where they do not belong (G12, I2)', () => {
       m('e', [{ op: 'update', table: 'users', id: 'bob', set: { name: 'hacked' } }]),
       m('f', [{ op: 'upsert', table: 'projects', row: { id: 'pb', owner_id: 'ann', title: 'taken' } }]),
     ]);
-    expect(results.map((r) => r.status === 'rejected' && r.reason)).toEqual(['forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden']);
+    // c: a task under Bob's project, which Ann may not see: answered as a missing parent (nothing leaks).
+    expect(results.map((r) => r.status === 'rejected' && r.reason)).toEqual(['forbidden', 'forbidden', 'parent_missing', 'forbidden', 'forbidden', 'forbidden']);
     expect(await db.sql.query('SELECT id, owner_id, title FROM projects ORDER BY id')).toEqual([
       { id: 'pa', owner_id: 'ann', title: 'pa' },
       { id: 'pb', owner_id: 'bob', title: 'pb' },
