@@ -50,3 +50,16 @@ it('sign-out stops sync and realtime before the database closes', async () => {
   expect(d.client.state).toBe('signed_out');
   await expect(d.db.sync.syncNow()).rejects.toMatchObject({ code: 'not_bound' });
 });
+
+it('overlapping sync requests are served by one more sync, not by an endless loop', async () => {
+  const { httpTransport } = await import('@dovetail/client');
+  const http = httpTransport({ url: world.server.url });
+  let pulls = 0;
+  const counting = { push: http.push.bind(http), pull: (...args: Parameters<typeof http.pull>) => (pulls++, http.pull(...args)) };
+  const d = await world.deviceFor('tom', { timers: realTimers, transport: counting, intervalMs: 60_000 });
+  await Promise.all([d.db.sync.syncNow(), d.db.sync.syncNow(), d.db.sync.syncNow()]);
+  const afterBurst = pulls;
+  await new Promise((r) => setTimeout(r, 300));
+  expect(afterBurst).toBeLessThanOrEqual(3); // the bind-time sync, the burst, one follow-up
+  expect(pulls).toBe(afterBurst); // and then quiet
+});

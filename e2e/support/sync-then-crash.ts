@@ -18,8 +18,12 @@ const real = nodeDriver({ directory });
 /** `meta:<key>` matches the write of that engine setting (e.g. `meta:cursor`); anything else is a SQL prefix. */
 const matches = (sql: string, params: readonly unknown[] | undefined): boolean =>
   pattern.startsWith('meta:') ? sql.startsWith('INSERT INTO _dovetail_meta') && params?.[0] === pattern.slice(5) : sql.startsWith(pattern);
-const check = (sql: string, params?: readonly unknown[]): void => {
-  if (matches(sql, params) && ++seen === Number(nth)) {
+/** `rows` counts each row of a batch: the kill comes before the batch that would reach the n-th row. */
+const check = (sql: string, params?: readonly unknown[], rows = 1): void => {
+  if (!matches(sql, params)) return;
+  const before = seen;
+  seen += rows;
+  if (before < Number(nth) && seen >= Number(nth)) {
     process.stdout.write(`crashing before statement ${seen}: ${sql.slice(0, 60)}\n`);
     process.kill(process.pid, 'SIGKILL');
   }
@@ -32,7 +36,7 @@ const driver: SqliteDriver = {
       exec: (sql) => (check(sql), c.exec(sql)),
       run: (sql, params) => (check(sql, params), c.run(sql, params)),
       all: (sql, params) => (check(sql), c.all(sql, params)),
-      runMany: (sql, list) => (check(sql), c.runMany(sql, list)),
+      runMany: (sql, list) => (check(sql, list[0], list.length), c.runMany(sql, list)),
       close: () => c.close(),
     };
     return wrapped;

@@ -48,6 +48,10 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       });
   });
   server.on('upgrade', (req, socket, head) => pokes.upgrade(req, socket, head));
+  // Devices sync every few seconds to minutes; keep their connections longer
+  // than clients usually do, so the server is not the side that closes first.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();

@@ -75,7 +75,7 @@ export class SyncRunner {
   readonly #options: SyncOptions;
   readonly #timers: Timers;
   #running: Promise<SyncReport> | undefined;
-  #again = false;
+  #followUp: Promise<SyncReport> | undefined;
   #stopped = false;
   #timer: unknown;
   #timerDue = Infinity;
@@ -112,18 +112,18 @@ export class SyncRunner {
   syncNow(): Promise<SyncReport> {
     if (this.#stopped) return Promise.reject(new DovetailError('not_bound', 'sync is stopped: the user signed out'));
     if (this.#running) {
-      this.#again = true;
-      return this.#running.then(
-        () => this.syncNow(),
-        () => this.syncNow(),
-      );
+      // Every request that arrives during a sync is served by one more sync
+      // after it (its changes may have missed the running one), never by more.
+      this.#followUp ??= this.#running
+        .catch(() => undefined)
+        .then(() => {
+          this.#followUp = undefined;
+          return this.syncNow();
+        });
+      return this.#followUp;
     }
     const run = this.#run().finally(() => {
       this.#running = undefined;
-      if (this.#again && !this.#stopped) {
-        this.#again = false;
-        this.#schedule(0);
-      }
     });
     this.#running = run;
     return run;

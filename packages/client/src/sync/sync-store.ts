@@ -191,21 +191,36 @@ export class SyncStore {
     return { tables, ...result };
   }
 
+  /** Applies changes in order; runs of the same statement go to the driver as one batch. */
   async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>): Promise<void> {
+    let sql: string | undefined;
+    let batch: SqlValue[][] = [];
+    const flush = async (): Promise<void> => {
+      if (sql !== undefined && batch.length > 0) await tx.runMany(sql, batch);
+      sql = undefined;
+      batch = [];
+    };
     for (const change of changes) {
       if (!this.#schema.hasTable(change.table)) continue;
       const t = this.#schema.table(change.table);
       if (t.visibility.kind === 'none') continue;
       tables.add(t.name);
+      let next: string;
+      let params: SqlValue[];
       if (change.op === 'delete') {
-        await tx.run(`DELETE FROM ${q(t.name)} WHERE ${q(t.primaryKey)} = ?`, [change.id]);
-        continue;
+        next = `DELETE FROM ${q(t.name)} WHERE ${q(t.primaryKey)} = ?`;
+        params = [change.id];
+      } else {
+        const codec = this.#compiler.codec(t.name);
+        const cols = Object.keys(change.row).filter((c) => codec.columns.has(c));
+        next = this.#upsertSql(t, cols);
+        params = cols.map((c) => codec.encode(c, change.row[c]));
       }
-      const codec = this.#compiler.codec(t.name);
-      const cols = Object.keys(change.row).filter((c) => codec.columns.has(c));
-      const params = cols.map((c) => codec.encode(c, change.row[c]));
-      await tx.run(this.#upsertSql(t, cols), params);
+      if (next !== sql) await flush();
+      sql = next;
+      batch.push(params);
     }
+    await flush();
   }
 
   /** Entries at or before the last mutation the pulled state contains, and known applied, leave the outbox. */

@@ -69,16 +69,23 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
   const clearT = options.clearTimeout ?? ((h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>));
 
   async function post(path: string, body: unknown, token: string, signal: AbortSignal): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await doFetch(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify(body),
-        signal,
-      });
-    } catch (error) {
-      throw new TransportError('network', 0, `could not reach ${base}: ${error instanceof Error ? error.message : String(error)}`);
+    let response: Response | undefined;
+    const payload = JSON.stringify(body);
+    // Push and pull are both safe to repeat (the ledger answers a replayed
+    // push), so a request on a kept-alive connection the server had just
+    // closed is tried once more on a fresh one.
+    for (let attempt = 1; !response; attempt++) {
+      try {
+        response = await doFetch(`${base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: payload,
+          signal,
+        });
+      } catch (error) {
+        if (attempt < 2 && !signal.aborted) continue;
+        throw new TransportError('network', 0, `could not reach ${base}: ${error instanceof Error ? error.message : String(error)}`);
+      }
     }
     const text = await response.text().catch(() => '');
     if (response.ok) {
