@@ -4,9 +4,11 @@
  * the temporary directories it may write to.
  *
  * A benchmark never reports a bare number. Each metric is measured beside
- * its limit (the same work done straight through the SQLite driver, in the
- * same process, in the same run), and the ratio says which share of that
- * limit the engine reaches: 1.0 is as fast as raw SQLite, 0.5 is half as fast.
+ * its limit (the same work done straight through the drivers, SQLite and,
+ * for sync, the server's Postgres driver, in the same process, in the same
+ * run), and the ratio says which share of that limit the engine reaches:
+ * 1.0 is as fast as the raw drivers, 0.5 is half as fast. A metric may also
+ * carry an absolute target, checked as well.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,8 +24,14 @@ export interface MetricSpec {
   /** Unit of `value` and `limit`, e.g. `us` or `rows/s`. */
   readonly unit: string;
   readonly better: Better;
-  /** The ratio the metric must reach; without one the metric is informational. */
+  /** The ratio the metric must reach. */
   readonly target?: number;
+  /**
+   * An absolute target in `unit`, checked as well as the ratio: the value
+   * must be at least this for a throughput, below this for a latency.
+   * A metric with neither target is informational.
+   */
+  readonly absolute?: number;
 }
 
 /** What a benchmark measured for one metric: the engine and the raw limit, same unit. */
@@ -38,6 +46,8 @@ export interface BenchContext {
   tempDir(label: string): string;
   /** Progress for the reader; goes to stderr so that stdout stays parseable. */
   log(message: string): void;
+  /** A fact the results depend on (e.g. which server database ran): a `# ` comment line on stdout. */
+  note(message: string): void;
 }
 
 export interface Benchmark {
@@ -59,6 +69,8 @@ export interface BenchResult {
   /** Share of the raw limit reached: value/limit for a throughput, limit/value for a latency. */
   readonly ratio: number;
   readonly target: number | undefined;
+  readonly absolute: number | undefined;
+  readonly better: Better;
   readonly verdict: 'pass' | 'fail' | 'info';
 }
 
@@ -67,11 +79,19 @@ export function ratioOf(better: Better, value: number, limit: number): number {
   return better === 'higher' ? value / limit : limit / value;
 }
 
+/** Whether `value` meets an absolute target: at least it for a throughput, below it for a latency. */
+export function meetsAbsolute(better: Better, value: number, absolute: number): boolean {
+  return better === 'higher' ? value >= absolute : value < absolute;
+}
+
 export function toResult(spec: MetricSpec, m: Measurement): BenchResult {
   const ratio = ratioOf(spec.better, m.value, m.limit);
-  const target = spec.target;
-  const verdict = target === undefined ? 'info' : ratio >= target ? 'pass' : 'fail';
-  return { name: spec.name, unit: spec.unit, value: m.value, limit: m.limit, ratio, target, verdict };
+  const { target, absolute } = spec;
+  const checks: boolean[] = [];
+  if (target !== undefined) checks.push(ratio >= target);
+  if (absolute !== undefined) checks.push(meetsAbsolute(spec.better, m.value, absolute));
+  const verdict = checks.length === 0 ? 'info' : checks.every(Boolean) ? 'pass' : 'fail';
+  return { name: spec.name, unit: spec.unit, value: m.value, limit: m.limit, ratio, target, absolute, better: spec.better, verdict };
 }
 
 // ---------------------------------------------------------------- statistics

@@ -10,8 +10,10 @@ function roundValue(x: number): number {
   return Math.abs(x) >= 1000 ? Math.round(x) : Math.round(x * 100) / 100;
 }
 
+/** Three decimals; three significant digits for ratios below 0.01, so that a tiny ratio does not print as 0. */
 function roundRatio(x: number): number {
-  return Number.isFinite(x) ? Math.round(x * 1000) / 1000 : x;
+  if (!Number.isFinite(x)) return x;
+  return Math.abs(x) < 0.01 ? Number(x.toPrecision(3)) : Math.round(x * 1000) / 1000;
 }
 
 /**
@@ -28,15 +30,23 @@ function fmtNumber(x: number): string {
   return roundValue(x).toLocaleString('en-US', { maximumFractionDigits: 2 });
 }
 
-/** A plain-text table: name, value, limit, ratio, target, pass/fail. */
+/** The targets of a metric as printed: the ratio's, the absolute one, or both (all must be met). */
+export function targetText(r: Pick<BenchResult, 'target' | 'absolute' | 'better' | 'unit'>, options: { labelRatio?: boolean } = {}): string {
+  const parts: string[] = [];
+  if (r.target !== undefined) parts.push(`${options.labelRatio ? 'ratio ' : ''}>= ${r.target}`);
+  if (r.absolute !== undefined) parts.push(`${r.better === 'higher' ? '>=' : '<'} ${fmtNumber(r.absolute)} ${r.unit}`);
+  return parts.length === 0 ? '-' : parts.join(' and ');
+}
+
+/** A plain-text table: name, value, limit, ratio, target(s), pass/fail. */
 export function resultTable(results: readonly BenchResult[], errors: readonly { name: string; message: string }[]): string {
   const header = ['benchmark', 'value', 'limit (raw)', 'ratio', 'target', 'result'];
   const rows = results.map((r) => [
     r.name,
     `${fmtNumber(r.value)} ${r.unit}`,
     `${fmtNumber(r.limit)} ${r.unit}`,
-    Number.isFinite(r.ratio) ? r.ratio.toFixed(3) : 'n/a',
-    r.target === undefined ? '-' : `>= ${r.target}`,
+    !Number.isFinite(r.ratio) ? 'n/a' : Math.abs(r.ratio) < 0.01 ? r.ratio.toPrecision(3) : r.ratio.toFixed(3),
+    targetText(r),
     r.verdict === 'info' ? 'info' : r.verdict === 'pass' ? 'PASS' : 'FAIL',
   ]);
   for (const e of errors) rows.push([e.name, '-', '-', '-', '-', 'ERROR']);

@@ -16,11 +16,14 @@ import { cpus } from 'node:os';
 import Sqlite from 'better-sqlite3';
 import type { Benchmark, BenchContext, BenchResult, MetricSpec } from './harness.js';
 import { makeTempDir, removeTempDirs, toResult } from './harness.js';
-import { benchLine, resultTable } from './report.js';
+import { benchLine, resultTable, targetText } from './report.js';
 import * as mutate from './mutate.bench.js';
+import * as firstSync from './sync.bench.js';
+import * as push from './push.bench.js';
+import * as realtime from './realtime.bench.js';
 
 /** Every benchmark, in the order they run. */
-const REGISTRY: readonly Benchmark[] = [...mutate.benchmarks];
+const REGISTRY: readonly Benchmark[] = [...mutate.benchmarks, ...firstSync.benchmarks, ...push.benchmarks, ...realtime.benchmarks];
 
 const USAGE = `usage: npm run bench [-- [--list] [filter ...]]
   filter   run only metrics whose name (or benchmark name) contains it, case-insensitive
@@ -69,7 +72,10 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--list')) {
     for (const { bench, metrics } of plan) {
       console.log(`${bench.name}: ${bench.guards}`);
-      for (const m of metrics) console.log(`  ${m.name} (${m.unit}, ${m.better} is better${m.target === undefined ? '' : `, target ratio >= ${m.target}`})`);
+      for (const m of metrics) {
+        const target = targetText({ ...m, absolute: m.absolute, target: m.target }, { labelRatio: true });
+        console.log(`  ${m.name} (${m.unit}, ${m.better} is better${target === '-' ? '' : `, target ${target}`})`);
+      }
     }
     return 0;
   }
@@ -86,6 +92,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const ctx: BenchContext = {
       tempDir: (label) => makeTempDir(label),
       log: (message) => console.error(`  [${bench.name}] ${message}`),
+      note: (message) => console.log(`# [${bench.name}] ${message}`),
     };
     const started = performance.now();
     try {
