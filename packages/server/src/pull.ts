@@ -115,11 +115,15 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
     // only for rows the user may have held, judged from their values before
     // the last change (a row that was never visible to the user, such as
     // another user's new row, is not mentioned at all).
+    // Any version the row had since the cursor counts: its id may have been
+    // freed and taken again by another user's row in the meantime.
     const deleted = await tx.query<{ id: string }>(
       `SELECT g.id FROM unnest($2::text[]) AS g(id)
-        JOIN LATERAL (SELECT old_row FROM _dovetail_changes c WHERE c.tbl = ${lit(t.name)} AND c.row_id = g.id AND c.old_row IS NOT NULL ORDER BY c.seq DESC LIMIT 1) o ON TRUE
-        WHERE ${deletedRowCondition(schema, t)}`,
-      [userId, gone],
+        WHERE EXISTS (SELECT 1 FROM _dovetail_changes c
+                       WHERE c.tbl = ${lit(t.name)} AND c.row_id = g.id AND c.old_row IS NOT NULL
+                         AND c.xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, $3::pg_snapshot)
+                         AND ${deletedRowCondition(schema, t, 'c.old_row')})`,
+      [userId, gone, prev],
     );
     for (const d of deleted) deletesOut.push({ op: 'delete', table: t.name, id: d.id });
   }

@@ -80,15 +80,15 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
  * row when it still exists, and otherwise sent (a delete of a row the
  * device never had is a no-op there).
  */
-export function deletedRowCondition(schema: Schema, table: TableModel): string {
+export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 'old_row'): string {
   const v = table.visibility;
   if (v.kind === 'none') return '$1::text IS NULL';
-  if (v.kind === 'owner' && table.owner.kind === 'column') return `(old_row ->> ${lit(table.owner.column)}) = $1`;
+  if (v.kind === 'owner' && table.owner.kind === 'column') return `(${oldRow} ->> ${lit(table.owner.column)}) = $1`;
   if (v.kind === 'through') {
     const parent = schema.table(v.table);
     const fk = table.foreignKeys.find((k) => k.column === v.column);
     const p = 'dp';
-    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (old_row ->> ${lit(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (old_row ->> ${lit(v.column)}) AND ${visibleCondition(schema, parent, p)}))`;
+    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${lit(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${lit(v.column)}) AND ${visibleCondition(schema, parent, p)}))`;
   }
   return '$1::text IS NOT NULL';
 }

@@ -1,7 +1,8 @@
 import { PROTOCOL_VERSION } from '@dovetail/protocol';
-import type { PushMutation } from '@dovetail/protocol';
+import type { PullResponse, PushMutation, RefreshKey } from '@dovetail/protocol';
 import { DovetailError } from '../errors.js';
 import { Emitter } from '../emitter.js';
+import { StaleRefresh } from './sync-store.js';
 import type { RejectedMutation, SyncStore } from './sync-store.js';
 import { TransportError } from './transport.js';
 import type { SyncTransport } from './transport.js';
@@ -176,23 +177,36 @@ export class SyncRunner {
     await this.#ctx.normalize();
     // 2. push
     const { pushed, rejected } = await this.#push();
-    // 3 + 4. pull, apply with replay, finalize
-    const refresh = await this.#ctx.store.refreshKeys();
-    const cursor = await this.#ctx.store.cursor();
-    const response = await this.#withToken((token) =>
-      this.#options.transport.pull({ protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor, ...(refresh.length ? { refresh } : {}) }, token, this.#abort.signal),
-    ).catch(async (error: unknown) => {
-      if (error instanceof TransportError && error.code === 'cursor_expired' && cursor !== null) {
-        return this.#withToken((token) =>
-          this.#options.transport.pull({ protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: null, ...(refresh.length ? { refresh } : {}) }, token, this.#abort.signal),
-        );
+    // 3 + 4. pull, apply with replay, finalize; again if a local write
+    // arrived while the pull was on its way (its rows were not refreshed).
+    for (let attempt = 1; ; attempt++) {
+      const refresh = await this.#ctx.store.refreshKeys();
+      const response = await this.#pull(refresh);
+      this.#checkStopped();
+      try {
+        const applied = await this.#ctx.store.applyPull(response, refresh);
+        this.#ctx.changed(applied.tables);
+        return { pushed, rejected, pulled: response.changes.length, finalized: applied.finalized };
+      } catch (error) {
+        if (!(error instanceof StaleRefresh) || attempt >= 5) throw error;
       }
+    }
+  }
+
+  async #pull(refresh: readonly RefreshKey[]): Promise<PullResponse> {
+    const cursor = await this.#ctx.store.cursor();
+    const request = (from: string | null) => (token: string) =>
+      this.#options.transport.pull(
+        { protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: from, ...(refresh.length ? { refresh } : {}) },
+        token,
+        this.#abort.signal,
+      );
+    try {
+      return await this.#withToken(request(cursor));
+    } catch (error) {
+      if (error instanceof TransportError && error.code === 'cursor_expired' && cursor !== null) return this.#withToken(request(null));
       throw error;
-    });
-    this.#checkStopped();
-    const applied = await this.#ctx.store.applyPull(response, refresh);
-    this.#ctx.changed(applied.tables);
-    return { pushed, rejected, pulled: response.changes.length, finalized: applied.finalized };
+    }
   }
 
   async #push(): Promise<{ pushed: number; rejected: RejectedMutation[] }> {

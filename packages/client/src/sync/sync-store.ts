@@ -23,6 +23,14 @@ export interface RejectedMutation {
   readonly rejectedAt: number;
 }
 
+/**
+ * The outbox gained rows the pull did not refresh (a write made while the
+ * pull was on its way): the pull is not applied, and is made again.
+ */
+export class StaleRefresh extends Error {
+  override readonly name = 'StaleRefresh';
+}
+
 export interface ApplyPullResult {
   /** Tables whose rows changed. */
   readonly tables: ReadonlySet<string>;
@@ -163,6 +171,7 @@ export class SyncStore {
     const tables = new Set<string>();
     const result = await this.#conn.transaction(
       async (tx) => {
+        await this.#checkRefreshed(tx, refreshed);
         if (response.reset) {
           for (const t of [...this.#schema.syncedTables].reverse()) {
             await tx.run(`DELETE FROM ${q(t.name)}`);
@@ -183,12 +192,27 @@ export class SyncStore {
         return violations.length > 0 ? new ForeignKeyViolation(violations) : error;
       },
     ).catch(async (error: unknown) => {
+      if (error instanceof StaleRefresh) throw error;
       // The pulled state would break a key here: start over with a full
       // resync next time rather than retrying the same batch forever.
       await this.#conn.exclusive((c) => writeMeta(c, MetaKey.NeedsReset, '1')).catch(() => undefined);
       throw error;
     });
     return { tables, ...result };
+  }
+
+  /** Every row the outbox touches now must have come back from the server. */
+  async #checkRefreshed(tx: SqliteConnection, refreshed: readonly RefreshKey[]): Promise<void> {
+    const asked = new Set(refreshed.map((k) => `${k.table}:${k.id}:${k.deep ? 'deep' : ''}`));
+    const has = (table: string, id: string, deep: boolean): boolean => asked.has(`${table}:${id}:deep`) || (!deep && asked.has(`${table}:${id}:`));
+    const outbox = await tx.all<{ ops: string }>(`SELECT ops FROM ${OUTBOX}`);
+    for (const { ops } of outbox) {
+      for (const op of JSON.parse(ops) as Op[]) {
+        if (!this.#schema.hasTable(op.table)) continue;
+        const id = op.op === 'insert' || op.op === 'upsert' ? op.row[this.#schema.table(op.table).primaryKey] : op.id;
+        if (typeof id === 'string' && !has(op.table, id, op.op === 'delete')) throw new StaleRefresh('a local write arrived while the pull was on its way');
+      }
+    }
   }
 
   /** Applies changes in order; runs of the same statement go to the driver as one batch. */
