@@ -22,6 +22,7 @@ import { coverage, runModel } from './run.js';
  * Environment:
  * - DOVETAIL_MODEL_RUNS: number of runs (default 200 on CI, 40 otherwise);
  * - DOVETAIL_MODEL_SEED (and DOVETAIL_MODEL_PATH): replay a failure;
+ * - DOVETAIL_MODEL_TRACE=1: print every run's trace (commands, server answers, syncs);
  * - DATABASE_URL: run against Postgres (in a schema of its own).
  */
 

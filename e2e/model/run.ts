@@ -527,8 +527,8 @@ export class ModelRun implements NetworkObserver {
         // Faults here only ever make the network fail; any other failure is the engine's. A pull
         // that breaks a key on the device means the device cannot take the server's state: the
         // server sent a set that is not key-closed, or the pull was applied under pending rows (G6).
-        // KNOWN BUG (open): a write made while the pull is on its way trips this check; see
-        // 'a write made while a pull is on its way...' in scenarios.ts.
+        // This check caught a pull applied under a write made while it was on its way (fixed;
+        // kept as a scenario in scenarios.ts).
         if (!expected) {
           if (error instanceof ForeignKeyViolation || (error instanceof SqliteDriverError && error.sqliteCode.startsWith('SQLITE_CONSTRAINT'))) {
             this.#violation('G6', `${key}: a pull could not be applied on the device, it breaks a key: ${errorText(error)}`);
@@ -764,9 +764,8 @@ export class ModelRun implements NetworkObserver {
     for (const m of dbs) {
       const dev = await this.#bindFor(m);
       // 4: the device equals what its user may see on the server.
-      // KNOWN BUG (open): a delete is not sent when another user reused the row's id after it, so
-      // the device keeps the row and this check fails; see 'a deleted row stays on a device...'
-      // in scenarios.ts.
+      // This check caught a delete that was not sent because another user had reused the row's id
+      // (fixed; kept as a scenario in scenarios.ts).
       const visible = visibleTo(server, m.user);
       for (const t of TABLES) {
         const want = visible[t].map(rowText).sort();
