@@ -1,7 +1,7 @@
 import fc from 'fast-check';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { createAuthenticator, embeddedSql, postgresSql, SyncServer } from '@dovetail/server';
+import { createAuthenticator, SyncServer } from '@dovetail/server';
+import { openServerSql } from '../support/database.js';
 import type { Sql } from '@dovetail/server';
 import { SECRET } from '../support/world.js';
 import { e2eSchema } from '../support/schema.js';
@@ -32,29 +32,15 @@ const seed = env['DOVETAIL_MODEL_SEED'] !== undefined ? Number(env['DOVETAIL_MOD
 const path = env['DOVETAIL_MODEL_PATH'];
 
 let sql: Sql;
-let dropSchema: (() => Promise<void>) | undefined;
+let closeSql: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  const url = env['DATABASE_URL'];
-  if (url) {
-    const name = `model_${process.pid}_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${name}`);
-    sql = await postgresSql(url, { searchPath: name, max: 6 });
-    dropSchema = async () => {
-      await admin.query(`DROP SCHEMA ${name} CASCADE`);
-      await admin.end();
-    };
-  } else {
-    sql = await embeddedSql();
-  }
+  ({ sql, close: closeSql } = await openServerSql('model'));
   await new SyncServer({ schema: e2eSchema, sql, authenticate: createAuthenticator({ secret: SECRET }) }).setup();
 }, 120_000);
 
 afterAll(async () => {
-  await sql?.close();
-  await dropSchema?.();
+  await closeSql?.();
 });
 
 describe('model: devices, users, a faulty network and a server converge', () => {

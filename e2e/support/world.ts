@@ -2,14 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import pg from 'pg';
 import WebSocket from 'ws';
 import type { Schema } from '@dovetail/schema';
 import { createClient, httpTransport } from '@dovetail/client';
 import type { Database, DovetailClient, SyncOptions, WebSocketLike } from '@dovetail/client';
 import { manualTimers } from './timers.js';
 import { nodeDriver } from '@dovetail/client/node';
-import { createAuthenticator, embeddedSql, postgresSql, startHttpServer, SyncServer } from '@dovetail/server';
+import { createAuthenticator, startHttpServer, SyncServer } from '@dovetail/server';
+import { openServerSql } from './database.js';
 import type { Logger, RunningServer, Sql } from '@dovetail/server';
 
 export const SECRET = 'e2e-secret-long-enough-for-hs256-signing';
@@ -20,7 +20,6 @@ export async function tokenFor(sub: string, expiresIn: string | number = '1h'): 
 
 export { manualTimers };
 
-let counter = 0;
 
 export interface Device<S extends Schema> {
   readonly name: string;
@@ -49,22 +48,7 @@ export interface World<S extends Schema> {
 
 /** A server (real HTTP, real Postgres or PGlite) and devices with real SQLite files. */
 export async function createWorld<S extends Schema>(schema: S): Promise<World<S>> {
-  const url = process.env['DATABASE_URL'];
-  let sql: Sql;
-  let dropSchema: (() => Promise<void>) | undefined;
-  if (url) {
-    const name = `e2e_${process.pid}_${Date.now()}_${++counter}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${name}`);
-    sql = await postgresSql(url, { searchPath: name, max: 6 });
-    dropSchema = async () => {
-      await admin.query(`DROP SCHEMA ${name} CASCADE`);
-      await admin.end();
-    };
-  } else {
-    sql = await embeddedSql();
-  }
+  const { sql, close: closeSql } = await openServerSql('e2e');
   const logs: string[] = [];
   const log: Logger = {
     info: (m, f) => void logs.push(JSON.stringify({ m, ...f })),
@@ -116,8 +100,7 @@ export async function createWorld<S extends Schema>(schema: S): Promise<World<S>
     async close() {
       for (const d of devices) await d.client.signOut().catch(() => undefined);
       await server.close();
-      await sql.close();
-      await dropSchema?.();
+      await closeSql();
       for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,4 @@
-import { quoteIdent as q } from '@dovetail/schema';
+import { quoteIdent as q, quoteLiteral } from '@dovetail/schema';
 import type { Schema, TableModel } from '@dovetail/schema';
 import type { RefreshKey, RowValues } from '@dovetail/protocol';
 import type { Identity } from './auth.js';
@@ -120,7 +120,7 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
     const deleted = await tx.query<{ id: string }>(
       `SELECT g.id FROM unnest($2::text[]) AS g(id)
         WHERE EXISTS (SELECT 1 FROM _dovetail_changes c
-                       WHERE c.tbl = ${lit(t.name)} AND c.row_id = g.id AND c.old_row IS NOT NULL
+                       WHERE c.tbl = ${quoteLiteral(t.name)} AND c.row_id = g.id AND c.old_row IS NOT NULL
                          AND c.xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, $3::pg_snapshot)
                          AND ${deletedRowCondition(schema, t, 'c.old_row')})`,
       [userId, gone, prev],
@@ -295,8 +295,4 @@ function wireRow(row: Record<string, unknown>, numeric: ReadonlySet<string>): Ro
     out[k] = v !== null && numeric.has(k) ? Number(v) : (v as RowValues[string]);
   }
   return out;
-}
-
-function lit(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
 }

@@ -1,4 +1,4 @@
-import { quoteIdent as q } from '@dovetail/schema';
+import { quoteIdent as q, quoteLiteral } from '@dovetail/schema';
 import type { Schema, TableModel } from '@dovetail/schema';
 
 const MAX_DEPTH = 8;
@@ -83,16 +83,12 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
 export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 'old_row'): string {
   const v = table.visibility;
   if (v.kind === 'none') return '$1::text IS NULL';
-  if (v.kind === 'owner' && table.owner.kind === 'column') return `(${oldRow} ->> ${lit(table.owner.column)}) = $1`;
+  if (v.kind === 'owner' && table.owner.kind === 'column') return `(${oldRow} ->> ${quoteLiteral(table.owner.column)}) = $1`;
   if (v.kind === 'through') {
     const parent = schema.table(v.table);
     const fk = table.foreignKeys.find((k) => k.column === v.column);
     const p = 'dp';
-    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${lit(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${lit(v.column)}) AND ${visibleCondition(schema, parent, p)}))`;
+    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)}) AND ${visibleCondition(schema, parent, p)}))`;
   }
   return '$1::text IS NOT NULL';
-}
-
-function lit(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
 }

@@ -55,6 +55,13 @@ const rowKey = (op: Op, schema: Schema): string => {
   return `${op.table}:${typeof id === 'string' ? id : JSON.stringify(id)}`;
 };
 
+/** The rows an op touches, as (table, id); deletes reach the rows below them too. */
+function touchedRow(op: Op, schema: Schema): { table: string; id: string; deep: boolean } | undefined {
+  if (!schema.hasTable(op.table)) return undefined;
+  const id = op.op === 'insert' || op.op === 'upsert' ? op.row[schema.table(op.table).primaryKey] : op.id;
+  return typeof id === 'string' ? { table: op.table, id, deep: op.op === 'delete' } : undefined;
+}
+
 /**
  * The SQLite side of sync: what to push, recording results, and applying a
  * pull in one transaction with its cursor, pending mutations replayed on
@@ -151,9 +158,8 @@ export class SyncStore {
       const rejected = await c.all<{ ops: string }>(`SELECT ops FROM ${REJECTED} WHERE needs_refresh = 1`);
       for (const { ops } of [...outbox, ...rejected]) {
         for (const op of JSON.parse(ops) as Op[]) {
-          if (!this.#schema.hasTable(op.table)) continue;
-          const id = op.op === 'insert' || op.op === 'upsert' ? op.row[this.#schema.table(op.table).primaryKey] : op.id;
-          if (typeof id === 'string') add(op.table, id, op.op === 'delete');
+          const row = touchedRow(op, this.#schema);
+          if (row) add(row.table, row.id, row.deep);
         }
       }
       return [...keys.values()];
@@ -208,9 +214,8 @@ export class SyncStore {
     const outbox = await tx.all<{ ops: string }>(`SELECT ops FROM ${OUTBOX}`);
     for (const { ops } of outbox) {
       for (const op of JSON.parse(ops) as Op[]) {
-        if (!this.#schema.hasTable(op.table)) continue;
-        const id = op.op === 'insert' || op.op === 'upsert' ? op.row[this.#schema.table(op.table).primaryKey] : op.id;
-        if (typeof id === 'string' && !has(op.table, id, op.op === 'delete')) throw new StaleRefresh('a local write arrived while the pull was on its way');
+        const row = touchedRow(op, this.#schema);
+        if (row && !has(row.table, row.id, row.deep)) throw new StaleRefresh('a local write arrived while the pull was on its way');
       }
     }
   }
