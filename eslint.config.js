@@ -22,7 +22,7 @@ export default defineConfig(
       parserOptions: {
         // Each file is type-checked with the nearest tsconfig.json; root-level
         // JS files (this config) are not in any tsconfig and use a default one.
-        projectService: { allowDefaultProject: ["*.js"] },
+        projectService: { allowDefaultProject: ["*.js", "packages/cli/bin/*.js"] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -1,0 +1,3 @@
+/** @dovetail/cli: the `dovetail` command line, also callable from code. */
+export { runCli } from './cli.js';
+export type { CliIo } from './cli.js';
