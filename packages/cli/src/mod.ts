@@ -1,3 +1,8 @@
-/** @dovetail/cli: the `dovetail` command line, also callable from code. */
-export { runCli } from './cli.js';
-export type { CliIo } from './cli.js';
+/**
+ * @dovetail/cli: the `dovetail` command line (serve, dev, migrate, doctor,
+ * bench), also callable from code with injected streams and environment.
+ */
+export { runCli, COMMANDS, ExitCode } from './cli.js';
+export type { CliIo } from './io.js';
+export { CliError } from './errors.js';
+export type { CliErrorCode } from './errors.js';

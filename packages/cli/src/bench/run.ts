@@ -1,21 +1,22 @@
 /**
- * Runs the benchmarks: `npm run bench` runs all of them, `npm run bench --
- * <filter>...` only those whose name contains one of the filters
- * (case-insensitive), `npm run bench -- --list` lists them.
+ * `dovetail bench` (and `npm run bench`): runs the benchmarks, all of them
+ * or those whose name contains one of the filters (case-insensitive);
+ * `--list` lists them.
  *
  * Every metric is measured beside its physical limit in the same run and
  * printed as one `BENCH {...}` line; a table follows at the end. The exit
  * code is 1 if a metric misses its target or a benchmark fails to run.
  *
- * To add a benchmark (sync, push, realtime, ...): write `bench/<area>.bench.ts`
- * exporting `benchmarks: readonly Benchmark[]` (see harness.ts), say at its
- * top what it guards, and add it to `REGISTRY` below.
+ * To add a benchmark: write `<area>.bench.ts` here exporting
+ * `benchmarks: readonly Benchmark[]` (see harness.ts), say at its top what
+ * it guards, and add it to `REGISTRY` below.
  */
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import Sqlite from 'better-sqlite3';
 import type { Benchmark, BenchContext, BenchResult, MetricSpec } from './harness.js';
 import { makeTempDir, removeTempDirs, toResult } from './harness.js';
+import type { CliIo } from '../io.js';
 import { benchLine, resultTable, targetText } from './report.js';
 import * as mutate from './mutate.bench.js';
 import * as firstSync from './sync.bench.js';
@@ -24,10 +25,6 @@ import * as realtime from './realtime.bench.js';
 
 /** Every benchmark, in the order they run. */
 const REGISTRY: readonly Benchmark[] = [...mutate.benchmarks, ...firstSync.benchmarks, ...push.benchmarks, ...realtime.benchmarks];
-
-const USAGE = `usage: npm run bench [-- [--list] [filter ...]]
-  filter   run only metrics whose name (or benchmark name) contains it, case-insensitive
-  --list   list the benchmarks and their metrics, run nothing`;
 
 function checkRegistry(): void {
   const seen = new Set<string>();
@@ -55,44 +52,38 @@ function environment(): string {
   return `node ${process.version}, better-sqlite3 ${driverVersion}, SQLite ${sqliteVersion}, ${cpu.length} CPU(s) ${cpu[0]?.model.trim() ?? ''}`.trimEnd();
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
-    return 0;
-  }
+/** Runs the selected benchmarks; resolves to the exit code. */
+export async function runBenchmarks(filterArgs: readonly string[], list: boolean, io: CliIo): Promise<number> {
+  const out = (line: string): void => void io.stdout.write(line + '\n');
+  const err = (line: string): void => void io.stderr.write(line + '\n');
   checkRegistry();
-  const unknown = argv.filter((a) => a.startsWith('-') && a !== '--list');
-  if (unknown.length > 0) {
-    console.error(`unknown option ${unknown.join(', ')}\n${USAGE}`);
-    return 2;
-  }
-  const filters = argv.filter((a) => !a.startsWith('-')).map((f) => f.toLowerCase());
+  const filters = filterArgs.map((f) => f.toLowerCase());
   const plan = REGISTRY.map((b) => ({ bench: b, metrics: b.metrics.filter((m) => selected(b, m, filters)) })).filter((p) => p.metrics.length > 0);
 
-  if (argv.includes('--list')) {
+  if (list) {
     for (const { bench, metrics } of plan) {
-      console.log(`${bench.name}: ${bench.guards}`);
+      out(`${bench.name}: ${bench.guards}`);
       for (const m of metrics) {
         const target = targetText({ ...m, absolute: m.absolute, target: m.target }, { labelRatio: true });
-        console.log(`  ${m.name} (${m.unit}, ${m.better} is better${target === '-' ? '' : `, target ${target}`})`);
+        out(`  ${m.name} (${m.unit}, ${m.better} is better${target === '-' ? '' : `, target ${target}`})`);
       }
     }
     return 0;
   }
   if (plan.length === 0) {
-    console.error(`no benchmark matches ${filters.map((f) => `'${f}'`).join(', ')}; known: ${REGISTRY.flatMap((b) => b.metrics.map((m) => m.name)).join(', ')}`);
+    err(`no benchmark matches ${filters.map((f) => `'${f}'`).join(', ')}; known: ${REGISTRY.flatMap((b) => b.metrics.map((m) => m.name)).join(', ')}`);
     return 2;
   }
 
-  console.log(`# ${environment()}`);
+  out(`# ${environment()}`);
   const results: BenchResult[] = [];
   const errors: { name: string; message: string }[] = [];
   for (const { bench, metrics } of plan) {
-    console.log(`# ${bench.name}: ${bench.guards}`);
+    out(`# ${bench.name}: ${bench.guards}`);
     const ctx: BenchContext = {
       tempDir: (label) => makeTempDir(label),
-      log: (message) => console.error(`  [${bench.name}] ${message}`),
-      note: (message) => console.log(`# [${bench.name}] ${message}`),
+      log: (message) => err(`  [${bench.name}] ${message}`),
+      note: (message) => out(`# [${bench.name}] ${message}`),
     };
     const started = performance.now();
     try {
@@ -102,33 +93,23 @@ async function main(argv: readonly string[]): Promise<number> {
         if (!m) throw new Error(`it did not report the metric '${spec.name}' it declares`);
         const result = toResult(spec, m);
         results.push(result);
-        console.log(benchLine(result));
+        out(benchLine(result));
       }
     } catch (error) {
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
       errors.push({ name: bench.name, message });
-      console.error(`benchmark ${bench.name} failed: ${message}`);
+      err(`benchmark ${bench.name} failed: ${message}`);
     } finally {
       removeTempDirs();
     }
     ctx.log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
 
-  console.log('');
-  console.log(resultTable(results, errors));
+  out('');
+  out(resultTable(results, errors));
   const failed = results.filter((r) => r.verdict === 'fail');
   const passed = results.filter((r) => r.verdict === 'pass');
-  console.log('');
-  console.log(`${passed.length} target(s) met, ${failed.length} missed, ${errors.length} benchmark(s) failed to run`);
+  out('');
+  out(`${passed.length} target(s) met, ${failed.length} missed, ${errors.length} benchmark(s) failed to run`);
   return failed.length > 0 || errors.length > 0 ? 1 : 0;
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  },
-);
