@@ -1,7 +1,7 @@
 import { checkValue, quoteIdent as q } from '@dovetail/schema';
 import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail/schema';
 import type { JsonValue, Mutation, Op, RowValues } from '@dovetail/protocol';
-import { ownerOf } from './ownership.js';
+import { ownerExpression, ownerOf } from './ownership.js';
 import { Refusal } from './refusal.js';
 import { visibleCondition } from './visibility.js';
 import type { SqlQueryable } from './sql.js';
@@ -13,6 +13,11 @@ interface Written {
   readonly columns: ReadonlySet<string>;
   /** The row as the statement left it (RETURNING *). */
   row: Record<string, unknown>;
+  /**
+   * For a row owned through a parent: that parent's owner, read by the key
+   * check (which looks at the parent anyway), saving a query.
+   */
+  parentOwner?: string | null;
 }
 
 export interface ApplyContext {
@@ -111,7 +116,10 @@ export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Prom
   const gone = new Set<Written>();
   for (const w of live) if ((await checkParents(ctx, w)) === 'removed') gone.add(w);
   for (const d of deleted) await checkRestrictedChildren(ctx, d.table, d.id);
-  for (const w of live) if (!gone.has(w) && w.table.owner.kind === 'through') checkOwner(ctx, w, await ownerOf(ctx.tx, ctx.schema, w.table, w.row));
+  for (const w of live) {
+    if (gone.has(w) || w.table.owner.kind !== 'through') continue;
+    checkOwner(ctx, w, w.parentOwner !== undefined ? w.parentOwner : await ownerOf(ctx.tx, ctx.schema, w.table, w.row));
+  }
 }
 
 function checkOwner(ctx: ApplyContext, w: Written, owner: unknown): void {
@@ -182,12 +190,17 @@ async function checkParents(ctx: ApplyContext, w: Written): Promise<'kept' | 're
     // Keys are text (the schema insists), so anything else is no key at all.
     if (typeof value !== 'string') continue;
     const parent = ctx.schema.table(fk.refTable);
-    const found = await ctx.tx.query<{ visible: boolean }>(
-      `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
+    const ownedThrough = w.table.owner.kind === 'through' && w.table.owner.column === fk.column;
+    const found = await ctx.tx.query<{ visible: boolean; owner: string | null }>(
+      `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible, ${ownedThrough ? ownerExpression(ctx.schema, parent, 'p') : 'NULL::text'} AS owner
+       FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
       [ctx.userId, value],
     );
     const hit = found[0];
-    if (hit?.visible) continue;
+    if (hit?.visible) {
+      if (ownedThrough) w.parentOwner = hit.owner;
+      continue;
+    }
     if (hit) {
       // The parent exists, but not for this user: a row may only point at
       // rows its writer may see. Answered like a missing parent, so the

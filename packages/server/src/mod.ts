@@ -27,3 +27,23 @@ export type { PushLimits, MutationResult } from './push.js';
 export type { Change, PullResult } from './pull.js';
 export type { RateLimit } from './rate-limit.js';
 export { changesChannel, currentSchema } from './setup.js';
+export { readCatalog } from './catalog.js';
+export type { Catalog, CatalogColumn, CatalogForeignKey, CatalogIndex, CatalogOnDelete, CatalogTable, CatalogTrigger } from './catalog.js';
+export { planMigration } from './migrate/plan.js';
+export { applyMigration } from './migrate/apply.js';
+export type { ApplyOptions } from './migrate/apply.js';
+export { migrationStatus } from './migrate/status.js';
+export { MigrationError } from './migrate/errors.js';
+export type { MigrationErrorCode } from './migrate/errors.js';
+export type {
+  AppliedMigration,
+  MigrationEvent,
+  MigrationFailure,
+  MigrationOutcome,
+  MigrationPlan,
+  MigrationStatus,
+  MigrationStep,
+  MigrationStepKind,
+  RefusedChange,
+  RefusedKind,
+} from './migrate/types.js';

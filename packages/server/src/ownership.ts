@@ -30,3 +30,18 @@ export async function ownerOf(tx: SqlQueryable, schema: Schema, table: TableMode
   }
   return undefined;
 }
+
+/**
+ * The owner of the row aliased `alias` of `table`, as a SQL expression
+ * (text): its owner column, or a subquery up the `through` chain. Lets a
+ * query that reads a row for another reason return its owner too.
+ */
+export function ownerExpression(schema: Schema, table: TableModel, alias: string, depth = 0): string {
+  const owner = table.owner;
+  if (owner.kind === 'column') return `${alias}.${q(owner.column)}::text`;
+  if (depth >= MAX_DEPTH) return 'NULL::text';
+  const parent = schema.table(owner.table);
+  const fk = table.foreignKeys.find((k) => k.column === owner.column);
+  const p = `own${depth}`;
+  return `(SELECT ${ownerExpression(schema, parent, p, depth + 1)} FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = ${alias}.${q(owner.column)})`;
+}

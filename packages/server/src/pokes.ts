@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { parseClientMessage, PROTOCOL_VERSION, ProtocolError } from '@dovetail/protocol';
+import { audienceOf, emptyAnnounced, recordAnnouncement } from './audience.js';
+import type { Announced } from './audience.js';
 import { ServerError } from './errors.js';
 import { changesChannel, currentSchema } from './setup.js';
 import type { SyncServer } from './sync-server.js';
@@ -24,8 +26,12 @@ export class Pokes {
   /** Every open socket, welcomed or not (closed on shutdown). */
   readonly #all = new Set<WebSocket>();
   #unlisten: (() => Promise<void>) | undefined;
-  #pending: Set<string> | undefined;
+  /** Changes announced since the last flush began. */
+  #pending: Announced | undefined;
+  /** The flush under way (one at a time: the next waits and takes everything that came meanwhile). */
+  #flushing: Promise<void> | undefined;
   #closed = false;
+  #sent = 0;
 
   private constructor(sync: SyncServer) {
     this.#sync = sync;
@@ -33,12 +39,17 @@ export class Pokes {
 
   static async start(sync: SyncServer): Promise<Pokes> {
     const pokes = new Pokes(sync);
-    pokes.#unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), (table) => pokes.#changed(table));
+    pokes.#unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), (payload) => pokes.#changed(payload));
     return pokes;
   }
 
   get size(): number {
     return this.#sockets.size;
+  }
+
+  /** Pokes sent since start (one per device poked). */
+  get sent(): number {
+    return this.#sent;
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -84,22 +95,45 @@ export class Pokes {
     });
   }
 
-  /** Coalesces notifications within one tick, then pokes every device whose user may see the table. */
-  #changed(table: string): void {
+  /** Gathers the notifications of one tick, then pokes the devices whose users may see a change. */
+  #changed(payload: string): void {
+    if (this.#closed) return;
     if (!this.#pending) {
-      this.#pending = new Set();
-      setImmediate(() => this.#flush());
+      this.#pending = emptyAnnounced();
+      if (!this.#flushing) setImmediate(() => this.#startFlush());
     }
-    this.#pending.add(table);
+    recordAnnouncement(this.#pending, payload);
   }
 
-  #flush(): void {
-    const tables = this.#pending ?? new Set<string>();
+  #startFlush(): void {
+    const batch = this.#pending;
     this.#pending = undefined;
-    const visible = [...tables].some((t) => this.#sync.schema.hasTable(t) && this.#sync.schema.table(t).visibility.kind !== 'none');
-    if (!visible) return;
+    if (!batch || this.#closed) return;
+    this.#flushing = this.#flush(batch).finally(() => {
+      this.#flushing = undefined;
+      if (this.#pending) setImmediate(() => this.#startFlush());
+    });
+  }
+
+  async #flush(batch: Announced): Promise<void> {
+    const users = [...new Set(this.#sockets.values())];
+    if (users.length === 0) return;
+    let audience: Set<string>;
+    try {
+      audience = await audienceOf(this.#sync.sql, this.#sync.schema, batch, users);
+    } catch (error) {
+      // A poke only says "pull now": if the audience cannot be worked out,
+      // everyone pulls rather than someone missing a change.
+      this.#sync.log.warn('could not work out who to poke; poking every device', { error: error instanceof Error ? error.message : String(error) });
+      audience = new Set(users);
+    }
+    if (audience.size === 0) return;
     const poke = JSON.stringify({ type: 'poke', protocolVersion: PROTOCOL_VERSION });
-    for (const ws of this.#sockets.keys()) if (ws.readyState === ws.OPEN) ws.send(poke);
+    for (const [ws, user] of this.#sockets) {
+      if (!audience.has(user) || ws.readyState !== ws.OPEN) continue;
+      ws.send(poke);
+      this.#sent++;
+    }
   }
 
   /** Stops listening, and closes every socket (`1001`), welcomed or still saying hello. */
@@ -107,6 +141,7 @@ export class Pokes {
     if (this.#closed) return;
     this.#closed = true;
     await this.#unlisten?.();
+    await this.#flushing;
     const sockets = [...this.#all];
     await Promise.all(
       sockets.map(

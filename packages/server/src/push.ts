@@ -10,8 +10,8 @@ import type { IdentityRow } from './identity.js';
 import type { Logger } from './logger.js';
 import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
-import { sqlStateOf } from './sql.js';
-import type { Sql, SqlQueryable } from './sql.js';
+import { scriptLiteral as lit, sqlStateOf } from './sql.js';
+import type { Sql } from './sql.js';
 
 export interface PushLimits {
   /** Mutations in one push request. */
@@ -89,36 +89,49 @@ async function processWithRetry(deps: PushDeps, identity: Identity, clientId: st
   }
 }
 
+/**
+ * One mutation, one transaction, in as few round trips as the work allows:
+ * the transaction's start, the client's lock, a savepoint and the ledger
+ * lookup go as one script; then the mutation's own statements; then the
+ * ledger row and COMMIT as one script. (A round trip costs more than the
+ * statements it carries.)
+ */
 async function processOne(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Promise<MutationResult | undefined> {
   const digest = digestOf(m);
   const size = Buffer.byteLength(JSON.stringify(m.ops));
-  return deps.sql.transaction(async (tx) => {
-    await lockClient(tx, clientId);
-    // One look at the ledger: this mutation (a replay?) and its predecessor (here yet?).
-    const known = await tx.query<LedgerRow & { mutation_id: string }>(
-      'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = ANY($2::text[])',
-      [clientId, m.prev ? [m.id, m.prev] : [m.id]],
+  const client = lit(clientId);
+  return deps.sql.session(async (s) => {
+    const ids = (m.prev ? [m.id, m.prev] : [m.id]).map(lit).join(', ');
+    // One mutation of a client at a time, across requests and server
+    // instances: the lock is taken before the ledger is read (each
+    // statement of a script sees what committed before it started).
+    const opened = await s.script(
+      `BEGIN ISOLATION LEVEL READ COMMITTED;
+       SELECT pg_advisory_xact_lock(hashtextextended(${client}, 42));
+       SAVEPOINT mutation;
+       SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = ${client} AND mutation_id IN (${ids})`,
     );
+    const known = (opened[3] ?? []) as unknown as (LedgerRow & { mutation_id: string })[];
     const previous = known.find((k) => k.mutation_id === m.id);
-    if (previous) return replay(previous, digest, m.id);
-    if (m.prev && !known.some((k) => k.mutation_id === m.prev)) return undefined;
+    if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
+      await s.script('ROLLBACK');
+      // A replay gets its first answer; a mutation whose predecessor is not here yet waits.
+      return previous ? replay(previous, digest, m.id) : undefined;
+    }
     let refusal: Refusal | undefined;
     if (m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes) {
       refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
     } else {
-      await tx.query('SAVEPOINT mutation');
       try {
-        await applyMutation({ tx, schema: deps.schema, userId: identity.userId, clientId }, m);
+        await applyMutation({ tx: s, schema: deps.schema, userId: identity.userId, clientId }, m);
       } catch (error) {
         refusal = asRefusal(error);
         if (!refusal) throw error;
-        // Undo the mutation's effects; the refusal is recorded in their place.
-        await tx.query('ROLLBACK TO SAVEPOINT mutation');
       }
     }
     if (!refusal) {
       const applied: MutationResult = { id: m.id, status: 'applied' };
-      await recordLedger(tx, clientId, identity.userId, m.id, digest, applied);
+      await s.script(`${ledgerInsert(clientId, identity.userId, m.id, digest, applied)}; COMMIT`);
       return applied;
     }
     const rejected: MutationResult = {
@@ -128,10 +141,11 @@ async function processOne(deps: PushDeps, identity: Identity, clientId: string, 
       message: refusal.message,
       ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
     };
-    await recordLedger(tx, clientId, identity.userId, m.id, digest, rejected);
-    for (const row of createdRows(m, deps.schema)) {
-      await tx.query('INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [clientId, row.table, row.id]);
-    }
+    // The mutation's effects are undone; the refusal is recorded in their place.
+    const refused = createdRows(m, deps.schema).map(
+      (row) => `INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES (${client}, ${lit(row.table)}, ${lit(row.id)}) ON CONFLICT DO NOTHING`,
+    );
+    await s.script(['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'].join(';\n'));
     deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
     return rejected;
   });
@@ -148,26 +162,18 @@ function asRefusal(error: unknown): Refusal | undefined {
   return undefined;
 }
 
-async function lockClient(tx: SqlQueryable, clientId: string): Promise<void> {
-  // One mutation of a client at a time, across requests and server instances.
-  await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 42))', [clientId]);
-}
-
 interface LedgerRow {
   digest: string;
   result: MutationResult;
 }
-
 
 function replay(previous: LedgerRow, digest: string, id: string): MutationResult {
   if (previous.digest === digest) return previous.result;
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
 
-async function recordLedger(tx: SqlQueryable, clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): Promise<void> {
-  await tx.query(
-    `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
-     VALUES ($1, $2, $3, (SELECT COALESCE(max(seq), 0) + 1 FROM _dovetail_ledger WHERE client_id = $1), $4, $5::jsonb)`,
-    [clientId, mutationId, userId, digest, JSON.stringify(result)],
-  );
+function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): string {
+  const client = lit(clientId);
+  return `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
+     VALUES (${client}, ${lit(mutationId)}, ${lit(userId)}, (SELECT COALESCE(max(seq), 0) + 1 FROM _dovetail_ledger WHERE client_id = ${client}), ${lit(digest)}, ${lit(JSON.stringify(result))}::jsonb)`;
 }

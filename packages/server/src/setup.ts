@@ -3,13 +3,17 @@ import type { Schema } from '@dovetail/schema';
 import type { Sql, SqlQueryable } from './sql.js';
 
 /**
- * The channel on which committed changes are announced (payload: table
- * name): one per Postgres schema, so apps in different schemas of one
- * database do not poke each other's devices.
+ * The channel on which committed changes are announced (payload
+ * `op:table:id`, or `*:table` past ANNOUNCE_ROWS rows in one
+ * transaction): one per Postgres schema, so apps in different schemas of
+ * one database do not poke each other's devices.
  */
 export function changesChannel(schemaName: string): string {
   return `dovetail_changes__${schemaName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
+
+/** Rows a transaction announces one by one before it announces whole tables. */
+export const ANNOUNCE_ROWS = 64;
 
 /** The same name, computed by the trigger. */
 const CHANNEL_SQL = `left('dovetail_changes__' || regexp_replace(lower(TG_TABLE_SCHEMA), '[^a-z0-9_]', '_', 'g'), 63)`;
@@ -66,24 +70,50 @@ const ENGINE_DDL = [
      row_id text NOT NULL,
      PRIMARY KEY (client_id, tbl, row_id)
    )`,
+  // Announces one changed row, as `op:table:id` (op I, U or D), so the
+  // poke service can work out who may see it. A transaction writing many
+  // rows announces the first ANNOUNCE_ROWS one by one and then only
+  // `*:table` (Postgres folds identical notifications of a transaction),
+  // so a bulk write does not flood the listeners.
+  `CREATE OR REPLACE FUNCTION _dovetail_announce(channel text, op text, tbl text, row_id text) RETURNS void LANGUAGE plpgsql AS $$
+   DECLARE
+     n integer := coalesce(nullif(current_setting('dovetail.announced', true), ''), '0')::integer;
+   BEGIN
+     IF n < ${ANNOUNCE_ROWS} THEN
+       PERFORM set_config('dovetail.announced', (n + 1)::text, true);
+       PERFORM pg_notify(channel, op || ':' || tbl || ':' || row_id);
+     ELSE
+       PERFORM pg_notify(channel, '*:' || tbl);
+     END IF;
+   END $$`,
   `CREATE OR REPLACE FUNCTION _dovetail_capture() RETURNS trigger LANGUAGE plpgsql AS $$
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
-       PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
+       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.id::text);
        RETURN OLD;
      END IF;
-     PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
      IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.id::text);
      END IF;
      INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+     PERFORM _dovetail_announce(${CHANNEL_SQL}, left(TG_OP, 1), TG_TABLE_NAME, NEW.id::text);
      RETURN NEW;
    END $$`,
 ];
 
+/**
+ * The statements that create the engine tables and the shared capture
+ * function; each is idempotent (`IF NOT EXISTS`, `OR REPLACE`). Exported
+ * for `dovetail migrate`, which plans them as one step.
+ */
+export function engineDdl(): string[] {
+  return [...ENGINE_DDL];
+}
+
 /** Capture triggers for one synced table. The primary key column is named by the schema. */
-function captureDdl(table: string, primaryKey: string): string[] {
+export function captureDdl(table: string, primaryKey: string): string[] {
   const fn = primaryKey === 'id' ? '_dovetail_capture' : `_dovetail_capture_${table}`;
   const ddl: string[] = [];
   if (primaryKey !== 'id') {
@@ -91,23 +121,30 @@ function captureDdl(table: string, primaryKey: string): string[] {
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
-       PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
+       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.${q(primaryKey)}::text);
        RETURN OLD;
      END IF;
-     PERFORM pg_notify(${CHANNEL_SQL}, TG_TABLE_NAME);
      INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+     PERFORM _dovetail_announce(${CHANNEL_SQL}, left(TG_OP, 1), TG_TABLE_NAME, NEW.${q(primaryKey)}::text);
      RETURN NEW;
    END $$`);
   }
   ddl.push(
     `DROP TRIGGER IF EXISTS _dovetail_capture ON ${q(table)}`,
     `CREATE TRIGGER _dovetail_capture AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH ROW EXECUTE FUNCTION ${q(fn)}()`,
-    // Announcements come from the row trigger (only when a row changed;
-    // Postgres folds identical notifications of one transaction into one).
+    // Announcements come from the row trigger, only when a row changed
+    // (an earlier version had a separate statement trigger).
     `DROP TRIGGER IF EXISTS _dovetail_announce ON ${q(table)}`,
   );
   return ddl;
 }
+
+/**
+ * The advisory lock key under which the schema changes: setup and every
+ * migration step take it, so server instances sharing one database never
+ * change its tables at the same time.
+ */
+export const SCHEMA_LOCK_KEY = 7474020501;
 
 async function tableExists(db: SqlQueryable, table: string): Promise<boolean> {
   const rows = await db.query<{ t: string | null }>(`SELECT to_regclass(${quoteLiteral(table)})::text AS t`);
@@ -123,7 +160,7 @@ async function tableExists(db: SqlQueryable, table: string): Promise<boolean> {
 export async function setupDatabase(sql: Sql, schema: Schema): Promise<void> {
   await sql.transaction(async (tx) => {
     // One setup at a time, across server instances sharing the database.
-    await tx.query('SELECT pg_advisory_xact_lock(7474020501)');
+    await tx.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`);
     for (const ddl of ENGINE_DDL) await tx.query(ddl);
     const missing: string[] = [];
     for (const t of schema.tables) if (!(await tableExists(tx, t.name))) missing.push(t.name);

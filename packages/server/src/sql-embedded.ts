@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import { beginSql } from './sql.js';
-import type { Sql, SqlQueryable } from './sql.js';
+import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 
 /**
  * Embedded Postgres (PGlite) in a data directory on disk, or in memory when
@@ -13,6 +13,10 @@ export async function embeddedSql(dataDir?: string): Promise<Sql> {
   const db = dataDir ? await PGlite.create({ dataDir }) : await PGlite.create();
   const queryable: SqlQueryable = {
     query: async <R extends object>(text: string, params?: readonly unknown[]) => (await db.query<R>(text, params as unknown[] | undefined)).rows,
+  };
+  const session: SqlSession = {
+    ...queryable,
+    script: async (text) => (await db.exec(text)).map((r) => r.rows as Record<string, unknown>[]),
   };
   // PGlite has one connection; queue transactions so they never interleave.
   let tail: Promise<unknown> = Promise.resolve();
@@ -31,6 +35,15 @@ export async function embeddedSql(dataDir?: string): Promise<Sql> {
           const result = await fn(queryable);
           await db.query('COMMIT');
           return result;
+        } catch (error) {
+          await db.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }),
+    session: (fn) =>
+      exclusive(async () => {
+        try {
+          return await fn(session);
         } catch (error) {
           await db.query('ROLLBACK').catch(() => undefined);
           throw error;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { beginSql } from './sql.js';
-import type { Sql, SqlQueryable } from './sql.js';
+import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 
 /**
  * Any Postgres server (13 or later) by URL, through a `pg` pool.
@@ -40,6 +40,26 @@ export async function postgresSql(url: string, options: { max?: number; /** A pl
           await client.query('ROLLBACK').catch(() => undefined);
           throw error;
         }
+      } finally {
+        client.release();
+      }
+    },
+    async session(fn) {
+      const client = await pool.connect();
+      const session: SqlSession = {
+        ...wrap(client),
+        async script(text) {
+          // Without parameters, pg uses the simple query protocol, which
+          // takes several statements: one result for one, an array for more.
+          const result = (await client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+          return (Array.isArray(result) ? result : [result]).map((r) => r.rows as Record<string, unknown>[]);
+        },
+      };
+      try {
+        return await fn(session);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
       } finally {
         client.release();
       }

@@ -5,7 +5,8 @@ const MAX_DEPTH = 8;
 
 /**
  * Compiles the schema's visibility rules into a SQL condition on a row of
- * `table` (alias `alias`) for the user in parameter `$1`. The condition is
+ * `table` (alias `alias`) for the user in parameter `$1` (or the SQL
+ * expression `user`). The condition is
  * closed under keys: a row is visible only if every parent it points at is
  * visible too, so nothing a device receives dangles. Identifiers come only
  * from the schema.
@@ -13,7 +14,7 @@ const MAX_DEPTH = 8;
  * A self-reference is checked one level deep (the parent's own rule, not
  * its parents), which is exact for rules that do not depend on the chain.
  */
-export function visibleCondition(schema: Schema, table: TableModel, alias: string): string {
+export function visibleCondition(schema: Schema, table: TableModel, alias: string, user = '$1'): string {
   let counter = 0;
   const next = (): string => `v${++counter}`;
 
@@ -35,7 +36,7 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
       }
       case 'members': {
         const m = next();
-        return `EXISTS (SELECT 1 FROM ${q(v.table)} ${m} WHERE ${m}.${q(v.key)} = ${a}.${q(t.primaryKey)} AND ${m}.${q(v.user)} = $1)`;
+        return `EXISTS (SELECT 1 FROM ${q(v.table)} ${m} WHERE ${m}.${q(v.key)} = ${a}.${q(t.primaryKey)} AND ${m}.${q(v.user)} = ${user})`;
       }
     }
   };
@@ -43,7 +44,7 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
   const owned = (t: TableModel, a: string, depth: number): string => {
     if (depth > MAX_DEPTH) return 'FALSE';
     const o = t.owner;
-    if (o.kind === 'column') return `${a}.${q(o.column)} = $1`;
+    if (o.kind === 'column') return `${a}.${q(o.column)} = ${user}`;
     const fk = t.foreignKeys.find((k) => k.column === o.column);
     const parent = schema.table(o.table);
     const p = next();
@@ -69,8 +70,8 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
     return parts.filter((x) => x !== 'TRUE').join(' AND ') || 'TRUE';
   };
 
-  // `$1` is always referenced, so every query takes the user parameter.
-  return `(${closed(table, alias, 0)}) AND $1::text IS NOT NULL`;
+  // The user is always referenced, so every query takes the user parameter.
+  return `(${closed(table, alias, 0)}) AND ${user}::text IS NOT NULL`;
 }
 
 /**
@@ -80,15 +81,15 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
  * row when it still exists, and otherwise sent (a delete of a row the
  * device never had is a no-op there).
  */
-export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 'old_row'): string {
+export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 'old_row', user = '$1'): string {
   const v = table.visibility;
-  if (v.kind === 'none') return '$1::text IS NULL';
-  if (v.kind === 'owner' && table.owner.kind === 'column') return `(${oldRow} ->> ${quoteLiteral(table.owner.column)}) = $1`;
+  if (v.kind === 'none') return `${user}::text IS NULL`;
+  if (v.kind === 'owner' && table.owner.kind === 'column') return `(${oldRow} ->> ${quoteLiteral(table.owner.column)}) = ${user}`;
   if (v.kind === 'through') {
     const parent = schema.table(v.table);
     const fk = table.foreignKeys.find((k) => k.column === v.column);
     const p = 'dp';
-    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)}) AND ${visibleCondition(schema, parent, p)}))`;
+    return `(NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)})) OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = (${oldRow} ->> ${quoteLiteral(v.column)}) AND ${visibleCondition(schema, parent, p, user)}))`;
   }
-  return '$1::text IS NOT NULL';
+  return `${user}::text IS NOT NULL`;
 }

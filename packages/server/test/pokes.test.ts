@@ -125,6 +125,29 @@ describe('pokes', () => {
     expect(await annLaptop.next('a poke on the laptop')).toEqual(poke);
   });
 
+  it('pokes only the devices whose users may see the change', async () => {
+    // Their identity rows exist, so pushing writes only what is pushed.
+    await db.sql.query(`INSERT INTO users (id, name) VALUES ('ann', ''), ('bob', '')`);
+    const http = await serve();
+    const annPhone = await device(http.url, 'ann', 'ann-phone');
+    const bobPhone = await device(http.url, 'bob', 'bob-phone');
+    const push = async (user: string, ops: Parameters<typeof mutation>[1]): Promise<void> => {
+      const reply = await call(http.url, '/v1/push', { authorization: await bearer(user), json: pushBody(`${user}-phone`, [mutation('m', ops)]) });
+      expect(parsePushResponse(reply.body).results).toEqual([expect.objectContaining({ status: 'applied' })]);
+    };
+    // Ann's project is hers alone (visibility 'owner').
+    await push('ann', [{ op: 'insert', table: 'projects', row: { id: 'p1', owner_id: 'ann', title: 'Garden' } }]);
+    expect(await annPhone.next('a poke for her own project')).toEqual(poke);
+    // One flush sends all its pokes at once: by the time Ann has hers, any
+    // poke for Bob has been sent too.
+    expect(http.pokes.sent).toBe(1);
+    // Then a public row: both are poked.
+    await push('ann', [{ op: 'update', table: 'users', id: 'ann', set: { name: 'Ann' } }]);
+    expect(await annPhone.next('a poke for a public row')).toEqual(poke);
+    expect(await bobPhone.next('a poke for a public row')).toEqual(poke);
+    expect(http.pokes.sent).toBe(3);
+  });
+
   it('closes every socket with 1001 on shutdown, also one that has not said hello yet', async () => {
     const http = await serve();
     const welcomed = await device(http.url, 'ann');

@@ -7,7 +7,7 @@
  *   writer/reader pairs (two devices of the same user) and 60 idle devices
  *   of other users, all with an open poke WebSocket. One sample: a writer
  *   calls `mutate()` (one task into its user's project) and does nothing
- *   else; its runner syncs after its write delay (the default, 25 ms), the
+ *   else; its runner syncs after its write delay (the default, 0 ms), the
  *   server pokes, the reader pulls. The sample ends when a live query on
  *   the reader's database (`db.watch`, watching for that row) delivers it.
  *   Samples run one at a time, round-robin over the pairs; p50 and p99 in ms.

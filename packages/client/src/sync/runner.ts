@@ -25,7 +25,11 @@ export interface SyncOptions {
   readonly initialBackoffMs?: number;
   /** Default 60,000. */
   readonly maxBackoffMs?: number;
-  /** Sync this long after a local write (writes in between are batched). Default 25. */
+  /**
+   * Sync this long after a local write. Default 0: the first write syncs at
+   * once, and writes made while that sync runs go together in the one sync
+   * that follows it.
+   */
   readonly writeDelayMs?: number;
   /** Sync at least this often while bound. Default 30,000. */
   readonly intervalMs?: number;
@@ -102,7 +106,7 @@ export class SyncRunner {
 
   /** A local write happened: sync soon, batching writes that follow. */
   wrote(): void {
-    this.#schedule(this.#options.writeDelayMs ?? 25);
+    this.#schedule(this.#options.writeDelayMs ?? 0);
   }
 
   /**

@@ -1,0 +1,61 @@
+import type { TableModel } from '@dovetail/schema';
+import type { Catalog, CatalogTable } from '../catalog.js';
+import { captureDdl, engineDdl } from '../setup.js';
+import type { MigrationStep } from './types.js';
+
+/** What the engine's DDL creates, read from the DDL itself so the two never drift apart. */
+function engineRelations(): { tables: string[]; indexes: { name: string; table: string }[] } {
+  const tables: string[] = [];
+  const indexes: { name: string; table: string }[] = [];
+  for (const ddl of engineDdl()) {
+    const table = /^CREATE TABLE IF NOT EXISTS (\w+)/.exec(ddl)?.[1];
+    if (table) tables.push(table);
+    const index = /^CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON (\w+)/.exec(ddl);
+    if (index?.[1] && index[2]) indexes.push({ name: index[1], table: index[2] });
+  }
+  return { tables, indexes };
+}
+
+/**
+ * The engine's tables (changes, ledger, refused rows, settings) and the
+ * shared capture function, as one step when any table or index of theirs
+ * is missing. The statements are idempotent, so running them over a
+ * half-present engine only adds what is missing.
+ */
+export function engineStep(catalog: Catalog): MigrationStep | undefined {
+  const { tables, indexes } = engineRelations();
+  const missingTables = tables.filter((t) => !catalog.tables.has(t));
+  const missingIndexes = indexes.filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
+  if (missingTables.length === 0 && missingIndexes.length === 0) return undefined;
+  const what = missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : `indexes ${missingIndexes.map((i) => i.name).join(', ')}`;
+  return {
+    id: 'engine',
+    kind: 'engine',
+    description: `Create the sync engine's ${what} and its change-capture function`,
+    sql: engineDdl(),
+  };
+}
+
+/**
+ * Whether a synced table's changes are captured: without the trigger, rows
+ * written by other code never reach devices (G13). `_dovetail_announce` is
+ * the trigger of older versions, which the capture DDL drops.
+ */
+export function captureIsCurrent(table: CatalogTable): boolean {
+  return table.triggers.some((t) => t.name === '_dovetail_capture' && t.enabled) && !table.triggers.some((t) => t.name === '_dovetail_announce');
+}
+
+export function captureStep(table: TableModel): MigrationStep {
+  return {
+    id: `capture:${table.name}`,
+    kind: 'capture',
+    table: table.name,
+    description: `Capture every change of ${table.name} (trigger _dovetail_capture), so rows written by any code reach devices`,
+    sql: captureDdl(table.name, table.primaryKey),
+  };
+}
+
+/** The capture statements a new synced table gets in its own create step; none for server-only tables. */
+export function captureSql(table: TableModel): string[] {
+  return table.visibility.kind === 'none' ? [] : captureDdl(table.name, table.primaryKey);
+}
