@@ -290,11 +290,11 @@ describe('a day on Postr: Ann on two devices, Bob, and Cy who is not in their co
 });
 
 /**
- * Engine bugs found while building Postr, kept here as failing tests until
- * the engine is fixed. Each uses users of its own, so it can run in any order.
+ * Cases found while building Postr, kept as regression tests. Each uses
+ * users of its own, so it can run in any order.
  */
-describe('engine bugs (skipped until fixed)', () => {
-  it.skip('ENGINE BUG: a pull that moves a unique value (a handle) from one row to another fails on the device with a raw SQLITE_CONSTRAINT_UNIQUE and forces a full resync: pulled rows are applied one at a time, and SQLite checks UNIQUE at once', async () => {
+describe('unique values and identity rows', () => {
+  it('a pull that moves a unique value (a handle) from one row to another applies, although SQLite checks UNIQUE row by row', async () => {
     const dee = await signIn('dee-phone', 'dee');
     const eve = await signIn('eve-phone', 'eve');
     await updateProfile(dee.db, { handle: 'dee' });
@@ -306,24 +306,25 @@ describe('engine bugs (skipped until fixed)', () => {
       await tx.query(`UPDATE users SET handle = 'eve' WHERE id = 'dee'`);
       await tx.query(`UPDATE users SET handle = 'dee' WHERE id = 'eve'`);
     });
-    await expect(dee.db.sync.syncNow()).resolves.toMatchObject({ rejected: [] }); // today: SqliteDriverError UNIQUE constraint failed: users.handle
+    await expect(dee.db.sync.syncNow()).resolves.toMatchObject({ rejected: [] });
     expect(await dee.db.get('users', 'dee')).toMatchObject({ handle: 'eve' });
+    expect(await dee.db.get('users', 'eve')).toMatchObject({ handle: 'dee' });
   });
 
-  it.skip('ENGINE BUG: two users claim one handle offline; the loser is refused (right), but the pull that follows fails with a raw SQLITE_CONSTRAINT_UNIQUE, because the winner’s row is applied before the loser’s own row is put back', async () => {
+  it('two users claim one handle offline: the loser is refused, and the pull that follows puts both rows right', async () => {
     const fay = await signIn('fay-phone', 'fay');
     const gus = await signIn('gus-phone', 'gus');
     await syncAll([fay, gus]);
     await updateProfile(fay.db, { handle: 'first' });
     await updateProfile(gus.db, { handle: 'first' });
     await fay.db.sync.syncNow();
-    const report = await gus.db.sync.syncNow(); // today: rejects with SqliteDriverError; the next sync is a full resync
+    const report = await gus.db.sync.syncNow();
     expect(report.rejected).toMatchObject([{ name: 'updateProfile', reason: 'invalid' }]);
     expect(await gus.db.get('users', 'gus')).toMatchObject({ handle: null });
     expect(await gus.db.get('users', 'fay')).toMatchObject({ handle: 'first' });
   });
 
-  it.skip('ENGINE BUG: an identity table with a required unique column (say handle: text().unique()) locks out every user but the first: the server makes their identity rows with handle \'\' and answers 500 (23505) to every request', async () => {
+  it('an identity table with a required unique column (handle: text().unique()) lets every user in: the server fills it with the user id', async () => {
     // Postr's handle is nullable for this reason too; this is the schema it avoids.
     const strict = defineSchema({
       version: 1,
@@ -338,7 +339,7 @@ describe('engine bugs (skipped until fixed)', () => {
           identity: { handle: user },
           sync: { transport: httpTransport({ url: other.server.url }), getToken: () => tokenFor(user), timers: manualTimers },
         });
-        await expect(db.sync.syncNow(), user).resolves.toBeDefined(); // today: ida gets 'internal', and so on every retry
+        await expect(db.sync.syncNow(), user).resolves.toBeDefined();
       }
     } finally {
       await other.close();

@@ -174,6 +174,10 @@ export const ErrorCodes = {
     summary: 'A pushed mutation was refused as invalid: a table, column or value that is not in the schema, or a broken CHECK, NOT NULL or UNIQUE constraint.',
     action: 'Fix the write in the app; the details name the table, column and value.',
   },
+  pull_conflict: {
+    summary: 'A pulled batch could not be applied on the device: a row of it collides with a row the server never had.',
+    action: 'Nothing to do: the device starts over with a full resync on its next sync, keeping its outbox. If it recurs, run `dovetail doctor` on the device file.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

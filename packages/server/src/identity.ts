@@ -1,6 +1,8 @@
 import { quoteIdent as q } from '@dovetail/schema';
-import type { Schema } from '@dovetail/schema';
+import type { Schema, TableModel } from '@dovetail/schema';
 import type { Identity } from './auth.js';
+import { ServerError } from './errors.js';
+import { sqlStateOf } from './sql.js';
 import type { Sql } from './sql.js';
 
 /** Columns of a user's identity row, from their token's claims (the id is added). */
@@ -25,13 +27,30 @@ export async function ensureIdentity(sql: Sql, schema: Schema, identity: Identit
   for (const [k, v] of Object.entries(identityRow(identity))) if (known.has(k) && v !== undefined) values[k] = v;
   values[table.primaryKey] = identity.userId;
   for (const c of table.columns) {
-    if (!c.nullable && !c.hasDefault && values[c.name] === undefined) values[c.name] = c.kind === 'text' ? '' : c.kind === 'boolean' ? false : c.kind === 'json' ? {} : 0;
+    if (c.nullable || c.hasDefault || values[c.name] !== undefined) continue;
+    // A required column the claims do not fill gets a neutral value; a
+    // unique text one (a handle) gets the user id, which no one else has.
+    values[c.name] = c.kind === 'text' ? (c.unique ? identity.userId : '') : c.kind === 'boolean' ? false : c.kind === 'json' ? {} : 0;
   }
   // Most requests come from users who exist: look first, so nothing is
   // written (and nothing announced) when the row is there.
   const existing = await sql.query(`SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1`, [identity.userId]);
   if (existing.length > 0) return;
   const cols = Object.keys(values);
+  try {
+    await insertIdentity(sql, table, cols, values);
+  } catch (error) {
+    const state = sqlStateOf(error);
+    if (!state?.startsWith('23')) throw error;
+    throw new ServerError(
+      'internal',
+      `the identity row ${table.name} '${identity.userId}' could not be created from the token (${error instanceof Error ? error.message : String(error)}); ` +
+        `give the column a default or make it nullable, or fill it from the claims with the server's identityRow option`,
+    );
+  }
+}
+
+async function insertIdentity(sql: Sql, table: TableModel, cols: readonly string[], values: Record<string, unknown>): Promise<void> {
   await sql.query(
     `INSERT INTO ${q(table.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map((c, i) => (table.columns.find((x) => x.name === c)?.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')}) ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`,
     cols.map((c) => (table.columns.find((x) => x.name === c)?.kind === 'json' ? JSON.stringify(values[c]) : values[c])),

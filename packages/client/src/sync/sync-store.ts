@@ -1,7 +1,7 @@
 import { quoteIdent as q } from '@dovetail/schema';
 import type { Schema, TableModel } from '@dovetail/schema';
 import type { Change, MutationResult, Op, PullResponse, PushMutation, RefreshKey } from '@dovetail/protocol';
-import { sqliteCodeOf } from '../driver.js';
+import { sqliteCodeOf, SqliteDriverError } from '../driver.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
 import { META, MetaKey, OUTBOX, REJECTED, readMeta, writeMeta } from '../engine-tables.js';
 import type { SerialConnection } from '../serial-connection.js';
@@ -9,6 +9,7 @@ import { applyPrepared } from '../write/apply-ops.js';
 import type { OpCompiler } from '../write/apply-ops.js';
 import { findViolations, tablesToCheck } from '../write/diagnose.js';
 import { ForeignKeyViolation } from '../errors.js';
+import { parkUniqueConflicts } from './unique-conflicts.js';
 
 /** A mutation the server refused, kept for the app (G5). */
 export interface RejectedMutation {
@@ -220,16 +221,42 @@ export class SyncStore {
     }
   }
 
-  /** Applies changes in order; runs of the same statement go to the driver as one batch. */
+  /**
+   * Applies changes in order; runs of the same statement go to the driver
+   * as one batch. A row whose unique value is still held by a row later in
+   * the batch parks that row first (see unique-conflicts.ts).
+   */
   async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>): Promise<void> {
+    let lastIndex: Map<string, number> | undefined;
+    const comesAfter = (at: number) => (table: string, id: string): boolean => {
+      lastIndex ??= new Map(changes.map((c, i) => [`${c.table}\u0000${c.op === 'delete' ? c.id : String(c.row[this.#schema.table(c.table).primaryKey])}`, i]));
+      return (lastIndex.get(`${table}\u0000${id}`) ?? -1) > at;
+    };
     let sql: string | undefined;
     let batch: SqlValue[][] = [];
+    let positions: number[] = [];
     const flush = async (): Promise<void> => {
-      if (sql !== undefined && batch.length > 0) await tx.runMany(sql, batch);
+      let from = 0;
+      while (sql !== undefined && from < batch.length) {
+        try {
+          await tx.runMany(sql, from === 0 ? batch : batch.slice(from));
+          break;
+        } catch (error) {
+          const failed = from + (error instanceof SqliteDriverError ? (error.batchIndex ?? -1) : -1);
+          const change = changes[positions[failed] ?? -1];
+          if (sqliteCodeOf(error) !== 'SQLITE_CONSTRAINT_UNIQUE' || failed < from || !change || change.op === 'delete') throw error;
+          const t = this.#schema.table(change.table);
+          const codec = this.#compiler.codec(t.name);
+          const row = Object.fromEntries(Object.keys(change.row).filter((c) => codec.columns.has(c)).map((c) => [c, codec.encode(c, change.row[c])]));
+          await parkUniqueConflicts(tx, t, row, comesAfter(positions[failed] ?? -1));
+          from = failed;
+        }
+      }
       sql = undefined;
       batch = [];
+      positions = [];
     };
-    for (const change of changes) {
+    for (const [index, change] of changes.entries()) {
       if (!this.#schema.hasTable(change.table)) continue;
       const t = this.#schema.table(change.table);
       if (t.visibility.kind === 'none') continue;
@@ -248,6 +275,7 @@ export class SyncStore {
       if (next !== sql) await flush();
       sql = next;
       batch.push(params);
+      positions.push(index);
     }
     await flush();
   }
