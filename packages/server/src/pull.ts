@@ -6,6 +6,7 @@ import { ServerError } from './errors.js';
 import { ensureIdentity } from './identity.js';
 import { checkClientOwner } from './push.js';
 import type { IdentityRow } from './identity.js';
+import { scriptLiteral as lit } from './sql.js';
 import type { Sql, SqlQueryable } from './sql.js';
 import { deletedRowCondition, visibleCondition } from './visibility.js';
 
@@ -51,31 +52,46 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
   await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
   await checkClientOwner(deps.sql, clientId, identity.userId);
   const prev = cursor === null ? null : decodeCursor(cursor);
-  return deps.sql.transaction(
-    async (tx) => {
-      // The visibility subqueries make the planner's estimates large enough
-      // to trigger JIT compilation, which costs more than the queries.
-      if (deps.sql.kind === 'postgres') await tx.query('SET LOCAL jit = off');
-      const [snap] = await tx.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
-      const snapshot = snap?.s ?? '';
-      if (prev !== null) await checkRetention(tx, prev);
-      const found = prev === null ? await everything(tx, deps.schema, identity.userId) : await since(tx, deps.schema, identity.userId, prev);
-      const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(tx, deps.schema, identity.userId, refresh))]);
-      const last = await tx.query<{ mutation_id: string }>('SELECT mutation_id FROM _dovetail_ledger WHERE client_id = $1 ORDER BY seq DESC LIMIT 1', [clientId]);
-      return { cursor: encodeCursor(snapshot), reset: prev === null, changes, hasMore: false, lastMutationId: last[0]?.mutation_id ?? null };
-    },
-    { isolation: 'repeatable read', readOnly: true },
-  );
+  // One REPEATABLE READ snapshot for everything read. Its opening (the
+  // snapshot, this client's last mutation, the retention check and the
+  // changes since the cursor) goes as one script: a round trip costs more
+  // than the statements it carries. The snapshot text was checked by
+  // decodeCursor (digits, colons and commas only).
+  return deps.sql.session(async (s) => {
+    const at = lit(prev ?? '');
+    const opened = await s.script(
+      [
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        // The visibility subqueries make the planner's estimates large enough
+        // to trigger JIT compilation, which costs more than the queries.
+        deps.sql.kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
+        'SELECT pg_current_snapshot()::text AS s',
+        `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
+        prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+        prev === null
+          ? 'SELECT 1'
+          : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
+              WHERE xid >= pg_snapshot_xmin(${at}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${at}::pg_snapshot)
+              ORDER BY tbl, row_id, seq DESC`,
+      ].join(';\n'),
+    );
+    const snap = opened[2]?.[0]?.['s'];
+    const snapshot = typeof snap === 'string' ? snap : '';
+    const last = opened[3]?.[0]?.['mutation_id'];
+    if (opened[4]?.[0]?.['expired'] === true) {
+      throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
+    }
+    const found = prev === null ? await everything(s, deps.schema, identity.userId) : await since(s, deps.schema, identity.userId, prev, (opened[5] ?? []) as unknown as ChangedRow[]);
+    const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
+    await s.script('COMMIT');
+    return { cursor: encodeCursor(snapshot), reset: prev === null, changes, hasMore: false, lastMutationId: typeof last === 'string' ? last : null };
+  });
 }
 
-async function checkRetention(tx: SqlQueryable, prev: string): Promise<void> {
-  const rows = await tx.query<{ expired: boolean }>(
-    `SELECT (value::xid8 >= pg_snapshot_xmin($1::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
-    [prev],
-  );
-  if (rows[0]?.expired) {
-    throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
-  }
+interface ChangedRow {
+  tbl: string;
+  row_id: string;
+  old_row: Record<string, unknown> | null;
 }
 
 async function everything(tx: SqlQueryable, schema: Schema, userId: string): Promise<Change[]> {
@@ -87,13 +103,7 @@ async function everything(tx: SqlQueryable, schema: Schema, userId: string): Pro
   return out;
 }
 
-async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string): Promise<Change[]> {
-  const changed = await tx.query<{ tbl: string; row_id: string; old_row: Record<string, unknown> | null }>(
-    `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
-      WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
-      ORDER BY tbl, row_id, seq DESC`,
-    [prev],
-  );
+async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[]): Promise<Change[]> {
   const byTable = new Map<string, string[]>();
   for (const c of changed) {
     const ids = byTable.get(c.tbl) ?? [];
@@ -148,7 +158,7 @@ async function membershipExpansion(
   tx: SqlQueryable,
   schema: Schema,
   userId: string,
-  changed: readonly { tbl: string; row_id: string; old_row: Record<string, unknown> | null }[],
+  changed: readonly ChangedRow[],
 ): Promise<{ expanded: Map<string, string[]>; revoked: Map<string, string[]> }> {
   const expanded = new Map<string, string[]>();
   const revoked = new Map<string, string[]>();
