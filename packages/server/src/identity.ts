@@ -16,11 +16,27 @@ export const defaultIdentityRow: IdentityRow = ({ claims }) => {
 };
 
 /**
- * G14: makes sure the user's identity row exists before anything of theirs
- * is applied. Only columns the table has are written; an existing row is
- * left as it is.
+ * Admits a push or pull: the client id must belong to this user (I1: a
+ * device database pushes only under its own user's token), and the user's
+ * identity row must exist before anything of theirs is applied (G14). Both
+ * are looked up in one query; most requests come from users who exist, so
+ * nothing is written (and nothing announced) then.
  */
-export async function ensureIdentity(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow): Promise<void> {
+export async function admit(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow, clientId: string): Promise<void> {
+  const table = schema.identity;
+  const [found] = await sql.query<{ known: boolean; owner: string | null }>(
+    `SELECT EXISTS (SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1) AS known,
+            (SELECT user_id FROM _dovetail_ledger WHERE client_id = $2 LIMIT 1) AS owner`,
+    [identity.userId, clientId],
+  );
+  if (found?.owner != null && found.owner !== identity.userId) {
+    throw new ServerError('forbidden', "this client id belongs to another user; a device database pushes only under its own user's token");
+  }
+  if (!found?.known) await createIdentity(sql, schema, identity, identityRow);
+}
+
+/** The identity row from the token's claims. Only columns the table has are written; a row that appeared meanwhile is left as it is. */
+async function createIdentity(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow): Promise<void> {
   const table = schema.identity;
   const known = new Set(table.columns.map((c) => c.name));
   const values: Record<string, unknown> = {};
@@ -32,10 +48,6 @@ export async function ensureIdentity(sql: Sql, schema: Schema, identity: Identit
     // unique text one (a handle) gets the user id, which no one else has.
     values[c.name] = c.kind === 'text' ? (c.unique ? identity.userId : '') : c.kind === 'boolean' ? false : c.kind === 'json' ? {} : 0;
   }
-  // Most requests come from users who exist: look first, so nothing is
-  // written (and nothing announced) when the row is there.
-  const existing = await sql.query(`SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1`, [identity.userId]);
-  if (existing.length > 0) return;
   const cols = Object.keys(values);
   try {
     await insertIdentity(sql, table, cols, values);

@@ -3,8 +3,7 @@ import type { Schema, TableModel } from '@dovetail/schema';
 import type { RefreshKey, RowValues } from '@dovetail/protocol';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
-import { ensureIdentity } from './identity.js';
-import { checkClientOwner } from './push.js';
+import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import { scriptLiteral as lit } from './sql.js';
 import type { Sql, SqlQueryable } from './sql.js';
@@ -49,8 +48,7 @@ export function decodeCursor(cursor: string): string {
 
 /** The user's changes since `cursor` (everything visible when it is null), plus the rows asked for in `refresh`. */
 export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
-  await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
-  await checkClientOwner(deps.sql, clientId, identity.userId);
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
   const prev = cursor === null ? null : decodeCursor(cursor);
   // One REPEATABLE READ snapshot for everything read. Its opening (the
   // snapshot, this client's last mutation, the retention check and the

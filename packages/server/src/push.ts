@@ -5,7 +5,7 @@ import type { Mutation } from '@dovetail/protocol';
 import { applyMutation, createdRows } from './apply-mutation.js';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
-import { ensureIdentity } from './identity.js';
+import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import type { Logger } from './logger.js';
 import { Refusal } from './refusal.js';
@@ -57,8 +57,7 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   if (input.mutations.length > deps.limits.maxMutationsPerPush) {
     throw new ServerError('too_many_mutations', `a push may carry at most ${deps.limits.maxMutationsPerPush} mutations, this one has ${input.mutations.length}; send them in smaller pushes`);
   }
-  await ensureIdentity(deps.sql, deps.schema, identity, deps.identityRow);
-  await checkClientOwner(deps.sql, input.clientId, identity.userId);
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId);
   const results: MutationResult[] = [];
   for (const m of input.mutations) {
     const result = await processWithRetry(deps, identity, input.clientId, m);
@@ -66,15 +65,6 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
     results.push(result);
   }
   return results;
-}
-
-/** A device id belongs to the first user who pushed with it; another user's token may not use it (I1). */
-export async function checkClientOwner(sql: Sql, clientId: string, userId: string): Promise<void> {
-  const rows = await sql.query<{ user_id: string }>('SELECT user_id FROM _dovetail_ledger WHERE client_id = $1 LIMIT 1', [clientId]);
-  const owner = rows[0]?.user_id;
-  if (owner !== undefined && owner !== userId) {
-    throw new ServerError('forbidden', 'this client id belongs to another user; a device database pushes only under its own user\'s token');
-  }
 }
 
 async function processWithRetry(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Promise<MutationResult | undefined> {
