@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
 import { devCommand } from './commands/dev.js';
+import { doctorCommand } from './commands/doctor.js';
 import { migrateCommand } from './commands/migrate.js';
 import { serveCommand } from './commands/serve.js';
 import { CliError } from './errors.js';
@@ -12,7 +13,7 @@ import { closest } from './suggest.js';
 export type { CliIo } from './io.js';
 
 /** Every command, in the order `dovetail --help` lists them. */
-export const COMMANDS: readonly Command[] = [serveCommand, devCommand, migrateCommand, benchCommand];
+export const COMMANDS: readonly Command[] = [serveCommand, devCommand, migrateCommand, doctorCommand, benchCommand];
 
 /** Exit codes: 0 fine, 1 the command ran and found problems, 2 it could not run. */
 export const ExitCode = { Ok: 0, Problems: 1, CouldNotRun: 2 } as const;

@@ -6,3 +6,5 @@ export { runCli, COMMANDS, ExitCode } from './cli.js';
 export type { CliIo } from './io.js';
 export { CliError } from './errors.js';
 export type { CliErrorCode } from './errors.js';
+export { diagnose, repair, renderReport, renderPlan, renderRepair, exitCodeOf, parseTarget, describeTarget, DoctorError } from './doctor/mod.js';
+export type { DiagnoseOptions, DoctorProgress, DoctorReport, DoctorTarget, Finding, FindingCode, RepairOptions, RepairPlan, RepairResult } from './doctor/mod.js';

@@ -163,6 +163,11 @@ describe('doctor on Postgres', () => {
     expect(find(report, 'keys_not_enforced').map((f) => f.details.key?.name).sort()).toEqual(['reactions_owner_id_fkey', 'reactions_post_id_fkey']);
     expect(find(report, 'missing_capture_trigger')[0]?.details).toEqual({ table: 'reactions', present: true });
     expect(orphanTexts(report)).toEqual([`posts.owner_id = 'u_gone' has no profiles.id`]);
+    // Without a schema module the keys come from the catalog: the same orphan, the same unvalidated key.
+    const bare = await diagnose(target(), { authSchema: world.authSchema });
+    expect(bare.summary.expected).toBe('none');
+    expect(orphanTexts(bare)).toEqual([`posts.owner_id = 'u_gone' has no profiles.id`]);
+    expect(find(bare, 'key_not_validated')).toHaveLength(1);
 
     const result = await repair(target(), report, { ...options(socialV1), yes: true, backupDir: tmp.dir });
     expect(result.failed).toBeUndefined();

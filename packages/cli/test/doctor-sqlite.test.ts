@@ -107,6 +107,51 @@ describe('doctor on a SQLite device file', () => {
     expect(orphanTexts(await restored(result.backup, path))).toEqual(orphanTexts(report));
   });
 
+  it('rows that depend on a deleted orphan follow their key: a reply keeps its row without its parent, a reaction goes', async () => {
+    const path = await deviceFile(tmp.dir, 'u_ann', socialV2, (db) =>
+      db.exec(`INSERT INTO posts (id, owner_id, body) VALUES ('p_old', 'u_old', 'x');
+               INSERT INTO posts (id, owner_id, body, reply_to_id) VALUES ('p_reply', 'u_ann', 're', 'p_old');
+               INSERT INTO reactions (id, post_id, owner_id, emoji) VALUES ('r_old', 'p_old', 'u_ann', '+1');`),
+    );
+    const report = await diagnose(parseTarget(path), { schema: socialV2 });
+    expect(report.plan?.steps.map((s) => `${s.action} ${s.table}`)).toEqual(['set_null posts', 'delete_rows reactions', 'delete_rows posts']);
+    const result = await repair(parseTarget(path), report, { schema: socialV2, yes: true });
+    expect(result.after?.healthy).toBe(true);
+    expect(rowsOf(path, 'SELECT id, reply_to_id FROM posts ORDER BY id')).toEqual([
+      { id: 'p_ann', reply_to_id: null },
+      { id: 'p_reply', reply_to_id: null },
+    ]);
+    expect(rowsOf(path, 'SELECT id FROM reactions')).toEqual([]);
+  });
+
+  it('a key a table lost is left to a rebuild of the file, while its orphans are still repaired', async () => {
+    // An older app rebuilt messages without its key to conversations, then wrote a message into nowhere.
+    const path = await deviceFile(tmp.dir, 'u_ann', socialV1, (db) =>
+      db.exec(`CREATE TABLE messages_new (id TEXT NOT NULL PRIMARY KEY, conversation_id TEXT NOT NULL, author_id TEXT NOT NULL, body TEXT NOT NULL,
+                 CONSTRAINT "author" FOREIGN KEY ("author_id") REFERENCES "profiles" ("id") DEFERRABLE INITIALLY IMMEDIATE) STRICT;
+               INSERT INTO messages_new SELECT id, conversation_id, author_id, body FROM messages;
+               DROP TABLE messages; ALTER TABLE messages_new RENAME TO messages;
+               INSERT INTO messages (id, conversation_id, author_id, body) VALUES ('m_lost', 'c_gone', 'u_ann', '?');`),
+    );
+    const target = parseTarget(path);
+    const report = await diagnose(target, { schema: socialV1 });
+    expect(find(report, 'missing_key')[0]?.details).toMatchObject({ key: { name: 'messages_conversation_id_fkey' }, repairable: false });
+    expect(orphanTexts(report)).toEqual([`messages.conversation_id = 'c_gone' has no conversations.id`]);
+    // Only the rebuilt table is flagged: the engine's own tables declare every key DEFERRABLE INITIALLY DEFERRED.
+    expect(find(report, 'key_not_deferrable').map((f) => f.details)).toEqual([
+      { key: { name: 'messages_author_id_fkey', table: 'messages', columns: ['author_id'], refTable: 'profiles', refColumns: ['id'] }, deferrable: true, initiallyDeferred: false, repairable: false },
+    ]);
+    const todo = 'recreate the file: once the app has pushed its pending mutations, signOut({ wipe: true }) and bind again, so the engine builds the file from the schema and resyncs it';
+    expect(report.plan?.manual.map((m) => m.subject).sort()).toEqual(['key messages.author_id -> profiles.id (to make it DEFERRABLE INITIALLY DEFERRED)', 'key messages.conversation_id -> conversations.id']);
+    expect(renderReport(report)).toContain(`  - ${todo}, for: key messages.`);
+
+    const result = await repair(target, report, { schema: socialV1, yes: true });
+    expect(result.applied).toBe(true);
+    expect(rowsOf(path, 'SELECT id FROM messages')).toEqual([{ id: 'm_ann' }]);
+    expect(result.after?.findings.filter((f) => f.severity === 'problem').map((f) => f.code).sort()).toEqual(['key_not_deferrable', 'missing_key']);
+    expect(exitCodeOf(result)).toBe(1);
+  });
+
   it("S4: the bound owner's identity row is missing; the repair recreates it and keeps the owner's rows", async () => {
     const path = await deviceFile(tmp.dir, 'u_ann', socialV1, (db) => db.exec(`DELETE FROM profiles WHERE id = 'u_ann'`));
     const target = parseTarget(path);
@@ -184,6 +229,14 @@ describe('doctor on a SQLite device file', () => {
     expect(rowsOf(path, 'SELECT id FROM posts ORDER BY id')).toEqual([{ id: 'p_ann' }, { id: 'p_old' }]);
     expect(rowsOf(path, 'SELECT id FROM reactions')).toEqual([{ id: 'r_old' }]);
     expect(orphanTexts(result.after as DoctorReport)).toEqual([`posts.owner_id = 'u_old' has no profiles.id`]);
+
+    // A plan edited by hand that deletes a parent still in use: the keys are deferred, so the check before COMMIT names the rows, and nothing changes.
+    const step = { number: 1, action: 'delete_rows' as const, table: 'profiles', description: 'delete the profile of u_ann', sql: 'DELETE FROM profiles WHERE id = ?', params: ['u_ann'], display: '' };
+    const edited = { ...report, plan: { dialect: 'sqlite' as const, manual: [], steps: [step] } };
+    const broken = await repair(target, edited, { schema: socialV2, yes: true });
+    expect(broken.failed).toMatchObject({ step: 2, description: 'check every key before COMMIT (PRAGMA foreign_key_check)' });
+    expect(broken.failed?.error).toContain(`posts.owner_id = 'u_ann' has no profiles.id`);
+    expect(rowsOf(path, 'SELECT id FROM profiles')).toEqual([{ id: 'u_ann' }]);
   });
 });
 

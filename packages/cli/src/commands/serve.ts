@@ -1,4 +1,4 @@
-import { createAuthenticator, jsonLogger, pruneChanges, startHttpServer, SyncServer } from '@dovetail/server';
+import { createAuthenticator, jsonLogger, planMigration, pruneChanges, readCatalog, startHttpServer, SyncServer } from '@dovetail/server';
 import type { Authenticator, Logger, RunningServer } from '@dovetail/server';
 import type { Schema } from '@dovetail/schema';
 import type { Command } from '../command.js';
@@ -39,6 +39,16 @@ export async function startServing(values: OptionValues, io: CliIo, authenticate
   try {
     const sync = new SyncServer({ schema, sql: database.sql, authenticate, log });
     await sync.setup();
+    // Setup creates what is missing; changes to existing tables are
+    // migrate's job, and serving a database that lags the schema fails in
+    // ways that are hard to read later. Say so now.
+    const plan = planMigration(schema, await readCatalog(database.sql));
+    if (plan.steps.length > 0 || plan.refused.length > 0) {
+      log.warn("the database differs from the schema; run 'dovetail migrate plan' to see how, and 'dovetail migrate apply' to catch up", {
+        pending: plan.steps.map((step) => step.id),
+        refused: plan.refused.map((r) => r.id),
+      });
+    }
     await pruneChanges(database.sql, retentionMs);
     server = await startHttpServer(sync, { port: numberOption(values, 'port') ?? 8787, host: stringOption(values, 'host') ?? '127.0.0.1' });
     const running = server;

@@ -2,10 +2,22 @@ import type { ColumnModel } from '@dovetail/schema';
 import type { Expected } from './expected.js';
 import { keyText } from './format.js';
 import type { KeyCheck } from './keys.js';
+import { ENGINE_PREFIX } from './shape.js';
 import type { DbShape, ShapeKey, ShapeOnDelete } from './shape.js';
 import type { Finding } from './types.js';
 
-const MIGRATE = 'run `dovetail migrate`';
+/**
+ * What to do about drift the doctor does not repair. `dovetail migrate`
+ * works on Postgres. A device file is migrated by the engine from its own
+ * stored snapshot, which cannot see what an older app changed behind it,
+ * so the remedy there is a fresh file; a plain SQLite file needs SQLite's
+ * table rebuild procedure.
+ */
+export function migrateAdvice(shape: DbShape): string {
+  if (shape.dialect === 'postgres') return 'run `dovetail migrate`';
+  if (shape.tables.has(`${ENGINE_PREFIX}meta`)) return 'recreate the file: once the app has pushed its pending mutations, signOut({ wipe: true }) and bind again, so the engine builds the file from the schema and resyncs it';
+  return "rebuild the table with SQLite's twelve-step procedure (https://sqlite.org/lang_altertable.html#otheralter)";
+}
 
 /**
  * Whether the doctor may add a missing column itself: it must need no
@@ -21,10 +33,11 @@ export function columnRepairable(dialect: DbShape['dialect'], c: ColumnModel, ha
 /** Tables and columns of the schema that the database lacks. */
 export function tableDrift(expected: Expected, shape: DbShape): Finding[] {
   const out: Finding[] = [];
+  const MIGRATE = migrateAdvice(shape);
   for (const t of expected.tables) {
     const table = shape.tables.get(t.name);
     if (!table) {
-      out.push({ code: 'missing_table', severity: 'problem', message: `table ${t.name} is declared in the schema but does not exist in the database; ${MIGRATE} to create it`, details: { table: t.name } });
+      out.push({ code: 'missing_table', severity: 'problem', message: `table ${t.name} is declared in the schema but does not exist in the database; ${MIGRATE}`, details: { table: t.name } });
       continue;
     }
     for (const c of t.columns) {
@@ -50,6 +63,7 @@ const isDeferred = (k: ShapeKey): boolean => k.deferrable && k.initiallyDeferred
 /** Schema keys missing, misdeclared or unenforced in the database; database keys not validated or disabled. */
 export function keyDrift(keys: readonly KeyCheck[], shape: DbShape, expected: Expected | undefined): Finding[] {
   const out: Finding[] = [];
+  const MIGRATE = migrateAdvice(shape);
   const pg = shape.dialect === 'postgres';
   const captured = (table: string): boolean => shape.tables.get(table)?.triggers.some((t) => t.name === '_dovetail_capture') ?? false;
   for (const k of keys) {

@@ -110,10 +110,20 @@ function deleteRows(sel: Selection, description: string, expectedRows?: number):
 }
 
 /**
- * Steps that take away the rows that point at `sel`, child-first: a
- * nullable key is set to NULL, any other dependent row is deleted after its
- * own dependents. A cycle is not followed twice; the key check before
- * COMMIT catches anything left.
+ * What happens to a row whose parent the repair deletes: what its key
+ * declares for a deleted parent (`cascade` deletes, `set null` clears);
+ * where the key would refuse the delete, the key is cleared if it may be
+ * NULL, else the row goes too.
+ */
+function setsNull(dep: KeyCheck): boolean {
+  return dep.nullable && (dep.expected?.onDelete ?? dep.db?.onDelete) !== 'cascade';
+}
+
+/**
+ * Steps that take away the rows that point at `sel`, child-first, each as
+ * its key says (see `setsNull`), a deleted row after its own dependents. A
+ * cycle is not followed twice; the key check before COMMIT catches
+ * anything left.
  */
 function dependentSteps(shape: DbShape, checks: readonly KeyCheck[], sel: Selection, path: ReadonlySet<string>): DraftStep[] {
   const out: DraftStep[] = [];
@@ -130,7 +140,7 @@ function dependentSteps(shape: DbShape, checks: readonly KeyCheck[], sel: Select
         return `${left} IN (SELECT ${key.refColumns.map((c) => `${s}.${q(c)}`).join(', ')} FROM ${q(sel.table)} AS ${s} WHERE ${sel.where(s)})`;
       },
     };
-    if (dep.nullable) out.push(setNull(depSel, key.columns, `set ${key.table}.${key.columns.join(', ')} to NULL where it points at ${sel.what}`));
+    if (setsNull(dep)) out.push(setNull(depSel, key.columns, `set ${key.table}.${key.columns.join(', ')} to NULL where it points at ${sel.what}`));
     else if (!path.has(key.table)) {
       out.push(...dependentSteps(shape, checks, depSel, new Set([...path, key.table])));
       out.push(deleteRows(depSel, `delete the ${depSel.what} (first, so that no key breaks)`));

@@ -32,8 +32,10 @@ export function renderPlan(plan: RepairPlan): string {
     }
   }
   if (plan.manual.length > 0) {
-    lines.push('Not repaired by the doctor (needs a real migration or a running server):');
-    for (const m of plan.manual) lines.push(`  - [${m.code}] ${m.message}`);
+    lines.push('Not repaired by the doctor:');
+    const byTodo = new Map<string, string[]>();
+    for (const m of plan.manual) byTodo.set(m.todo, [...(byTodo.get(m.todo) ?? []), m.subject]);
+    for (const [todo, subjects] of byTodo) lines.push(`  - ${todo}, for: ${subjects.join('; ')}`);
   }
   return lines.join('\n');
 }

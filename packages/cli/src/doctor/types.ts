@@ -162,7 +162,10 @@ export interface RepairStep {
 /** Something the doctor does not repair itself, and what to run instead. */
 export interface ManualAction {
   readonly code: FindingCode;
-  readonly message: string;
+  /** What it is about: `table posts`, `key posts.owner_id -> users.id`. */
+  readonly subject: string;
+  /** What to do: `run \`dovetail migrate\``. */
+  readonly todo: string;
 }
 
 export interface RepairPlan {

@@ -9,22 +9,47 @@ import { openSqlite } from './connection.js';
 import type { SqliteHandle } from './connection.js';
 import { diagnoseSqlite } from './diagnose.js';
 
-/** The first broken keys `PRAGMA foreign_key_check` reports, named like the engine names them. */
-function brokenKeys(db: SqliteHandle, limit: number): string[] {
-  const rows = db.prepare('PRAGMA foreign_key_check').all() as { table: string; rowid: number | null; parent: string; fkid: number }[];
-  return rows.slice(0, limit).map((r) => {
-    const keys = db.prepare('SELECT id, "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq').all(r.table, r.fkid) as { from: string; to: string | null }[];
-    const cols = keys.map((k) => k.from);
-    const values = r.rowid === null ? [] : (db.prepare(`SELECT ${cols.map(q).join(', ')} FROM ${q(r.table)} WHERE rowid = ?`).raw().get(r.rowid) as unknown[] | undefined) ?? [];
-    return orphanText({ name: '', table: r.table, columns: cols, refTable: r.parent, refColumns: keys.map((k) => k.to ?? 'id') }, values.map(reportValue));
-  });
+interface Broken {
+  table: string;
+  rowid: number | null;
+  parent: string;
+  fkid: number;
+}
+
+/**
+ * Every broken key `PRAGMA foreign_key_check` reports, table by table (a
+ * table whose key names a missing table cannot be checked and is skipped:
+ * that is drift the diagnosis reports).
+ */
+function brokenKeys(db: SqliteHandle): Map<string, Broken> {
+  const out = new Map<string, Broken>();
+  const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[];
+  for (const { name } of tables) {
+    let rows: Broken[];
+    try {
+      rows = db.prepare(`PRAGMA foreign_key_check(${q(name)})`).all() as Broken[];
+    } catch {
+      continue;
+    }
+    for (const r of rows) out.set(`${r.table}\u0000${String(r.rowid)}\u0000${r.fkid}`, r);
+  }
+  return out;
+}
+
+/** A broken key named the way the engine names them. */
+function describe(db: SqliteHandle, r: Broken): string {
+  const keys = db.prepare('SELECT "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq').all(r.table, r.fkid) as { from: string; to: string | null }[];
+  const cols = keys.map((k) => k.from);
+  const values = r.rowid === null ? [] : ((db.prepare(`SELECT ${cols.map(q).join(', ')} FROM ${q(r.table)} WHERE rowid = ?`).raw().get(r.rowid) as unknown[] | undefined) ?? []);
+  return orphanText({ name: '', table: r.table, columns: cols, refTable: r.parent, refColumns: keys.map((k) => k.to ?? 'id') }, values.map(reportValue));
 }
 
 /**
  * Applies a SQLite plan: a full copy of the file first (better-sqlite3's
  * online backup, next to the file), then every step in one IMMEDIATE
  * transaction with foreign keys on and deferred to COMMIT, and
- * `foreign_key_check` before COMMIT. Any failure rolls everything back.
+ * `foreign_key_check` before COMMIT: a key the steps broke (and did not
+ * mend) rolls everything back, like any failing step.
  */
 export async function repairSqlite(path: string, plan: RepairPlan, options: RepairOptions): Promise<RepairResult> {
   const now = options.now?.() ?? Date.now();
@@ -44,6 +69,7 @@ export async function repairSqlite(path: string, plan: RepairPlan, options: Repa
     db.exec('BEGIN IMMEDIATE');
     try {
       db.pragma('defer_foreign_keys = ON');
+      const before = brokenKeys(db);
       for (const step of plan.steps) {
         options.onProgress?.({ phase: 'repair', step: step.number, steps: plan.steps.length, description: step.description });
         try {
@@ -54,15 +80,17 @@ export async function repairSqlite(path: string, plan: RepairPlan, options: Repa
           throw error;
         }
       }
-      const broken = brokenKeys(db, 5);
-      if (broken.length > 0) {
-        failed = { step: plan.steps.length + 1, description: 'check every key before COMMIT (PRAGMA foreign_key_check)', error: `keys still broken: ${broken.join('; ')}` };
+      // The repair may leave what it cannot repair, never break a key itself.
+      const added = [...brokenKeys(db)].filter(([k]) => !before.has(k)).map(([, r]) => r);
+      if (added.length > 0) {
+        const named = added.slice(0, 5).map((r) => describe(db, r));
+        failed = { step: plan.steps.length + 1, description: 'check every key before COMMIT (PRAGMA foreign_key_check)', error: `the plan would break keys: ${named.join('; ')}${added.length > 5 ? ` and ${added.length - 5} more` : ''}` };
         throw new Error(failed.error);
       }
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
-      failed ??= { step: 0, description: 'COMMIT', error: messageOf(error) };
+      failed ??= { step: plan.steps.length + 1, description: 'COMMIT', error: messageOf(error) };
     }
   } finally {
     db.close();
