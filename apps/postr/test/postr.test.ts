@@ -7,7 +7,10 @@
  * themselves: each device holds exactly what its user may see, no key is
  * broken anywhere, no 23503 reached the server.
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { diagnose, renderReport } from '@dovetail/cli';
 import { ForeignKeyViolation, httpTransport } from '@dovetail/client';
 import { defineSchema, table, text } from '@dovetail/schema';
 import {
@@ -283,9 +286,17 @@ describe('a day on Postr: Ann on two devices, Bob, and Cy who is not in their co
 
   it('ends converged: every device holds exactly what its user may see, and keys hold everywhere', async () => {
     await settle(everyone());
-    // TODO(doctor): run `diagnose()` from @dovetail/cli (packages/cli/src/doctor) here and expect it to be
-    // clean for every device's database file (`phone.device.directory`, one file per user) and for the
-    // server database (`world.sql`).
+    // And the doctor, which knows nothing of this test, finds nothing wrong
+    // on any device file or on the server.
+    const files = everyone().flatMap((p) => readdirSync(p.device.directory).filter((f) => f.endsWith('.db')).map((f) => join(p.device.directory, f)));
+    expect(files.length).toBeGreaterThanOrEqual(everyone().length);
+    for (const path of files) {
+      const report = await diagnose({ kind: 'sqlite', path }, { schema });
+      expect(report.findings.filter((f) => f.severity === 'problem'), path).toEqual([]);
+      expect(report.healthy, renderReport(report)).toBe(true);
+    }
+    const server = await diagnose({ kind: 'postgres', sql: world.sql }, { schema });
+    expect(server.healthy, renderReport(server)).toBe(true);
   });
 });
 
