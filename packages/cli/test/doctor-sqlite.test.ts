@@ -199,6 +199,21 @@ describe('doctor on a SQLite device file', () => {
     await client.signOut();
   });
 
+  it("reports the cursor's age against the retention, from the time the engine recorded its last pull", async () => {
+    const day = 86_400_000;
+    const now = Date.UTC(2026, 5, 1);
+    const path = await deviceFile(tmp.dir, 'u_ann', socialV1, (db) =>
+      db.exec(`INSERT INTO _dovetail_meta (key, value) VALUES ('cursor', 'v1.${Buffer.from('10:12:').toString('base64url')}'), ('last_pull_at', '${now - 40 * day}')`),
+    );
+    const stale = await diagnose(parseTarget(path), { schema: socialV1, retentionMs: 30 * day, now: () => now });
+    const [state] = find(stale, 'engine_state');
+    expect(state?.severity).toBe('warning');
+    expect(state?.details).toMatchObject({ cursorAgeKnown: true, cursorAgeMs: 40 * day, cursorSnapshot: '10:12:' });
+    expect(state?.message).toMatch(/last pull was 40 days ago, longer than the 30 days retention: the next pull is answered with cursor_expired/);
+    const fresh = await diagnose(parseTarget(path), { schema: socialV1, retentionMs: 60 * day, now: () => now });
+    expect(find(fresh, 'engine_state')[0]?.severity).toBe('info');
+  });
+
   it('a file one schema version behind the module is not drift: the app migrates it when it opens it', async () => {
     const path = await deviceFile(tmp.dir, 'u_ann', socialV1, () => undefined);
     const report = await diagnose(parseTarget(path), { schema: socialV2 });

@@ -53,6 +53,8 @@ export const MetaKey = {
   ClientId: 'client_id',
   /** The pull cursor (absent before the first sync). */
   Cursor: 'cursor',
+  /** When the cursor was last written (ms since the epoch): how old the device's view of the server is. */
+  LastPullAt: 'last_pull_at',
   /** Set when a pull could not be applied: the next pull starts over. */
   NeedsReset: 'needs_reset',
   SchemaVersion: 'schema_version',

@@ -13,6 +13,8 @@ export type { KeyViolation } from './errors.js';
 export { SqliteDriverError } from './driver.js';
 export type { RunResult, SqliteConnection, SqliteDriver, SqlRow, SqlValue } from './driver.js';
 export { databaseFileName } from './file-name.js';
+/** The engine's own tables and meta keys in a device file (its file format, read by `dovetail doctor`). */
+export { ENGINE_VERSION, META as ENGINE_META_TABLE, OUTBOX as ENGINE_OUTBOX_TABLE, REJECTED as ENGINE_REJECTED_TABLE, MetaKey } from './engine-tables.js';
 export { normalizeOutbox } from './outbox/normalize.js';
 export type { NormalizeResult, OutboxEntry } from './outbox/normalize.js';
 export { planMigration, snapshotOf } from './migrate/plan.js';

@@ -106,8 +106,10 @@ export interface EngineStateDetails {
   readonly rejected?: number;
   /** Device: the pull cursor's snapshot (`xmin:xmax:xip`), null before the first pull. */
   readonly cursorSnapshot?: string | null;
-  /** Device: whether the cursor's age is known (the engine does not record when it pulled). */
+  /** Device: whether the cursor's age is known (files written before the engine recorded its last pull do not say). */
   readonly cursorAgeKnown?: boolean;
+  /** Device: milliseconds since the last pull, when known. */
+  readonly cursorAgeMs?: number | null;
   readonly schemaVersion?: number | null;
   /** Server: change entries kept (Postgres's estimate), and the oldest one's time. */
   readonly changes?: number;

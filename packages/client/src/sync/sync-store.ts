@@ -189,6 +189,7 @@ export class SyncStore {
         const finalized = await this.#finalize(tx, response.lastMutationId);
         const skipped = await this.#replay(tx, response.lastMutationId, tables);
         await writeMeta(tx, MetaKey.Cursor, response.cursor);
+        await writeMeta(tx, MetaKey.LastPullAt, String(this.#now()));
         await tx.run(`DELETE FROM ${META} WHERE key = ?`, [MetaKey.NeedsReset]);
         if (refreshed.length > 0) await tx.run(`UPDATE ${REJECTED} SET needs_refresh = 0 WHERE needs_refresh = 1`);
         return { finalized, skipped };
@@ -229,7 +230,7 @@ export class SyncStore {
   async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>): Promise<void> {
     let lastIndex: Map<string, number> | undefined;
     const comesAfter = (at: number) => (table: string, id: string): boolean => {
-      lastIndex ??= new Map(changes.map((c, i) => [`${c.table}\u0000${c.op === 'delete' ? c.id : String(c.row[this.#schema.table(c.table).primaryKey])}`, i]));
+      lastIndex ??= new Map(changes.map((c, i) => [`${c.table}\u0000${c.op === 'delete' ? c.id : pulledKey(c.row[this.#schema.table(c.table).primaryKey])}`, i]));
       return (lastIndex.get(`${table}\u0000${id}`) ?? -1) > at;
     };
     let sql: string | undefined;
@@ -381,4 +382,9 @@ export class SyncStore {
       rejectedAt: r.rejected_at,
     }));
   }
+}
+
+/** A primary key value as pulled (always text in practice; anything else gets its JSON). */
+function pulledKey(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { databaseFileName } from '@dovetail/client';
+import { databaseFileName, ENGINE_META_TABLE, ENGINE_OUTBOX_TABLE, ENGINE_REJECTED_TABLE, MetaKey } from '@dovetail/client';
 import { quoteIdent as q } from '@dovetail/schema';
 import type { Expected } from '../expected.js';
 import { ageText, plural, shown } from '../format.js';
@@ -9,13 +9,12 @@ import type { EngineStateDetails, Finding } from '../types.js';
 import type { SqliteHandle } from './connection.js';
 
 /**
- * The device engine's tables and meta keys (see the client's
- * engine-tables.ts, engine version 1). Read only; the doctor never writes
- * engine state.
+ * The device engine's tables and meta keys, as the engine exports them.
+ * Read only; the doctor never writes engine state.
  */
-export const DEVICE_META = '_dovetail_meta';
-const OUTBOX = '_dovetail_outbox';
-const REJECTED = '_dovetail_rejected';
+export const DEVICE_META = ENGINE_META_TABLE;
+const OUTBOX = ENGINE_OUTBOX_TABLE;
+const REJECTED = ENGINE_REJECTED_TABLE;
 const CURSOR_PREFIX = 'v1.';
 
 export interface DeviceState {
@@ -29,8 +28,8 @@ export interface DeviceState {
 export function readDeviceMeta(db: SqliteHandle, shape: DbShape): DeviceState {
   if (!shape.tables.has(DEVICE_META)) return { isDevice: false, owner: undefined, snapshot: undefined, schemaVersion: undefined };
   const meta = new Map((db.prepare(`SELECT key, value FROM ${DEVICE_META}`).all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-  const version = meta.get('schema_version');
-  return { isDevice: true, owner: meta.get('owner'), snapshot: meta.get('schema_snapshot'), schemaVersion: version === undefined ? undefined : Number(version) };
+  const version = meta.get(MetaKey.SchemaVersion);
+  return { isDevice: true, owner: meta.get(MetaKey.Owner), snapshot: meta.get(MetaKey.SchemaSnapshot), schemaVersion: version === undefined ? undefined : Number(version) };
 }
 
 /** The snapshot inside a cursor (`v1.` + base64url of `xmin:xmax:xip`), or undefined when it is not one. */
@@ -45,7 +44,7 @@ export function deviceEngineState(db: SqliteHandle, path: string, shape: DbShape
   const meta = new Map((db.prepare(`SELECT key, value FROM ${DEVICE_META}`).all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
   const notes: string[] = [];
   const warnings: string[] = [];
-  const owner = meta.get('owner') ?? null;
+  const owner = meta.get(MetaKey.Owner) ?? null;
   if (owner === null) notes.push('no user has been bound to this file yet');
   else if (basename(path) !== databaseFileName(owner)) {
     warnings.push(`the file belongs to ${shown(owner)} but is named ${basename(path)}; the engine opens that user's database as ${databaseFileName(owner)}, so this file is not the one the app uses for them`);
@@ -60,25 +59,28 @@ export function deviceEngineState(db: SqliteHandle, path: string, shape: DbShape
   } else warnings.push(`the engine table ${OUTBOX} is missing; the engine recreates it on the next open`);
   let rejected: number | undefined;
   if (shape.tables.has(REJECTED)) rejected = (db.prepare(`SELECT count(*) AS n FROM ${REJECTED}`).get() as { n: number }).n;
-  const cursor = meta.get('cursor');
+  const cursor = meta.get(MetaKey.Cursor);
   const snapshot = cursor === undefined ? null : (cursorSnapshot(cursor) ?? null);
+  const lastPull = Number(meta.get(MetaKey.LastPullAt));
+  const cursorAgeMs = cursor !== undefined && Number.isFinite(lastPull) ? Math.max(0, now - lastPull) : null;
   if (cursor === undefined) notes.push('no pull yet (no cursor): the first sync pulls everything');
   else if (snapshot === null) warnings.push('the cursor is not one a Dovetail server issued; the next pull is answered with cursor_expired and the device resyncs');
-  else
-    notes.push(
-      `the cursor is at server snapshot ${snapshot}; the device does not record when it last pulled, so the cursor's age against the ${ageText(retentionMs)} retention cannot be known from this file (the server answers a cursor older than its retention with cursor_expired, and the device resyncs)`,
-    );
-  if (meta.get('needs_reset') === '1') notes.push('the last pull could not be applied: the next pull starts over with a full resync');
-  const target = meta.get('migration_target');
+  else if (cursorAgeMs !== null && cursorAgeMs > retentionMs)
+    warnings.push(`the last pull was ${ageText(cursorAgeMs)} ago, longer than the ${ageText(retentionMs)} retention: the next pull is answered with cursor_expired and the device resyncs from scratch (its outbox is kept)`);
+  else if (cursorAgeMs !== null) notes.push(`last pull ${ageText(cursorAgeMs)} ago (retention ${ageText(retentionMs)})`);
+  else notes.push(`the cursor is at server snapshot ${snapshot}; this file does not record when it last pulled (written by an older engine), so its age against the ${ageText(retentionMs)} retention is unknown`);
+  if (meta.get(MetaKey.NeedsReset) === '1') notes.push('the last pull could not be applied: the next pull starts over with a full resync');
+  const target = meta.get(MetaKey.MigrationTarget);
   if (target !== undefined) warnings.push(`a migration to schema version ${target} did not finish; the app finishes it the next time it opens the file`);
-  const version = meta.get('schema_version');
+  const version = meta.get(MetaKey.SchemaVersion);
   const details: EngineStateDetails = {
     side: 'device',
     owner,
     ...(outboxDepth === undefined ? {} : { outboxDepth, oldestPendingAgeMs }),
     ...(rejected === undefined ? {} : { rejected }),
     cursorSnapshot: snapshot,
-    cursorAgeKnown: false,
+    cursorAgeKnown: cursorAgeMs !== null,
+    cursorAgeMs,
     schemaVersion: version === undefined ? null : Number(version),
     retentionMs,
     notes: [...warnings, ...notes],
