@@ -4,6 +4,7 @@
 // tsx, resolving the workspace packages to their sources.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const dist = new URL('../dist/main.js', import.meta.url);
@@ -16,6 +17,6 @@ if (existsSync(fileURLToPath(dist))) {
     process.on(signal, () => child.kill(signal));
   }
   child.on('exit', (code, signal) => {
-    process.exitCode = code ?? (signal ? 128 : 1);
+    process.exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
   });
 }

@@ -1,5 +1,5 @@
 import type { Command } from '../command.js';
-import { diagnose, exitCodeOf, parseTarget, renderPlan, renderReport, renderRepair, repair } from '../doctor/mod.js';
+import { diagnose, exitCodeOf, parseTarget, renderReport, renderRepair, repair } from '../doctor/mod.js';
 import type { DoctorProgress, DoctorTarget } from '../doctor/mod.js';
 import { parseDuration } from '../duration.js';
 import { CliError } from '../errors.js';
@@ -12,15 +12,16 @@ import { jsonOption, retentionOption, schemaOption } from '../option-specs.js';
 function progressPrinter(io: CliIo): (event: DoctorProgress) => void {
   let lastAt = 0;
   let lastKey = '';
+  const n = (x: number): string => x.toLocaleString('en-US');
   return (event) => {
     const now = Date.now();
     if (event.phase === 'scan') {
-      const key = `${event.table}.${event.key}`;
-      if (key === lastKey && now - lastAt < 500) return;
-      lastKey = key;
+      // One line per key, then one every half second while a large table is scanned.
+      if (event.key !== lastKey) io.stderr.write(`  checking ${event.key} (~${n(event.rowsEstimate)} rows)\n`);
+      else if (now - lastAt >= 500) io.stderr.write(`  checking ${event.key}: ${n(event.rowsChecked)} of ~${n(event.rowsEstimate)} rows\n`);
+      else return;
+      lastKey = event.key;
       lastAt = now;
-      const of = event.rowsEstimate > 0 ? ` of ~${event.rowsEstimate.toLocaleString('en-US')}` : '';
-      io.stderr.write(`  checking ${key}: ${event.rowsChecked.toLocaleString('en-US')}${of} rows\n`);
     } else if (event.phase === 'read') io.stderr.write(`  ${event.message}\n`);
     else if (event.phase === 'backup') io.stderr.write(`  backup written: ${event.path}\n`);
     else io.stderr.write(`  step ${event.step}/${event.steps}: ${event.description}\n`);
@@ -78,15 +79,15 @@ examples:
     const out = (text: string): void => void io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     const report = await diagnose(target, options);
     if (!fix || report.healthy) {
-      out(json ? JSON.stringify(report, null, 2) : renderReport(report));
+      out(json ? JSON.stringify(report, null, 2) : renderReport(report, { withPlan: fix }));
+      return exitCodeOf(report);
+    }
+    if (!yes) {
+      out(json ? JSON.stringify(report, null, 2) : `${renderReport(report)}\nNothing was changed. Add --yes to back up and apply this plan in one transaction.`);
       return exitCodeOf(report);
     }
     const result = await repair(target, report, { ...options, yes, ...(backupDir ? { backupDir } : {}) });
-    if (json) out(JSON.stringify({ report, repair: result }, null, 2));
-    else {
-      out(renderReport(report));
-      out(yes ? renderRepair(result) : `${renderPlan(result.plan)}\nNothing was changed. Add --yes to back up and apply this plan in one transaction.`);
-    }
-    return yes ? exitCodeOf(result) : exitCodeOf(report);
+    out(json ? JSON.stringify({ report, repair: result }, null, 2) : `${renderReport(report)}\n\n${renderRepair(result)}`);
+    return exitCodeOf(result);
   },
 };

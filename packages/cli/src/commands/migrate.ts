@@ -30,9 +30,11 @@ function planText(plan: MigrationPlan): string {
 }
 
 function statusText(status: MigrationStatus): string {
+  // The history also marks each version reached; those are not steps.
+  const steps = status.history.filter((h) => h.kind !== 'schema_version');
   const lines = [
     `Schema module: version ${status.schemaVersion}. Database: ${status.recordedVersion === null ? 'no version recorded yet' : `last brought in line with version ${status.recordedVersion}`}.`,
-    `Applied steps: ${status.history.length}${status.history.length > 0 ? `, the last at ${status.history.at(-1)?.appliedAt.toISOString() ?? ''}` : ''}.`,
+    `Applied steps: ${steps.length}${steps.length > 0 ? `, the last at ${steps.at(-1)?.appliedAt.toISOString() ?? ''}` : ''}.`,
   ];
   if (status.inSync) lines.push('In sync: nothing pending.');
   else lines.push(`Pending: ${status.pending.length} step(s).`, ...stepLines(status.pending, false), ...refusedLines(status.refused));

@@ -40,8 +40,12 @@ export function renderPlan(plan: RepairPlan): string {
   return lines.join('\n');
 }
 
-/** A report for people: what was checked, then problems, warnings and facts, then the repair plan. */
-export function renderReport(report: DoctorReport): string {
+/**
+ * A report for people: what was checked, then problems, warnings and
+ * facts, then (unless `withPlan` is false) the repair plan.
+ */
+export function renderReport(report: DoctorReport, options: { withPlan?: boolean } = {}): string {
+  const withPlan = options.withPlan ?? true;
   const s = report.summary;
   const lines = [
     `Dovetail doctor: ${report.target}${report.kind === 'sqlite' ? ' (SQLite)' : ''}`,
@@ -58,14 +62,11 @@ export function renderReport(report: DoctorReport): string {
     lines.push('', `${title} (${fs.length})`);
     fs.forEach((f, i) => lines.push(...renderFinding(f, severity === 'problem' ? `${i + 1}.` : '-')));
   }
-  if (report.plan) lines.push('', renderPlan(report.plan));
+  if (report.plan && withPlan) lines.push('', renderPlan(report.plan));
   const problems = report.findings.filter((f) => f.severity === 'problem').length;
-  lines.push(
-    '',
-    report.healthy
-      ? 'Healthy: no problems found.'
-      : `${plural(problems, 'problem')} found.${report.plan && report.plan.steps.length > 0 ? ' Review the plan above, then apply it with --fix --yes (a backup is written first).' : ''}`,
-  );
+  const repairable = report.plan !== undefined && report.plan.steps.length > 0;
+  const next = !repairable ? '' : withPlan ? ' Review the plan above, then apply it with --fix --yes (a backup is written first).' : ' --fix shows a repair plan; --fix --yes applies it after a backup.';
+  lines.push('', report.healthy ? 'Healthy: no problems found.' : `${plural(problems, 'problem')} found.${next}`);
   return lines.join('\n');
 }
 
