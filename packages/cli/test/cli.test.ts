@@ -424,8 +424,8 @@ describe('dovetail migrate on a database with rows', () => {
     });
   }, 120_000);
 
-  it.skipIf(!process.env['DATABASE_URL'])('doctor on the Postgres database names the orphan (exit 1)', async () => {
-    const run = await runCli(['doctor', db.url ?? '', '--schema', `${FIXTURES}/schema-v2.ts`]);
+  it('doctor on the server database (a URL, or the embedded data directory) names the orphan (exit 1)', async () => {
+    const run = await runCli(['doctor', db.target, '--schema', `${FIXTURES}/schema-v2.ts`]);
     expect(run.code, shown(run)).toBe(1);
     expect(run.stdout).toContain("tasks.project_id = 'p_gone' has no projects.id");
   });
@@ -450,8 +450,8 @@ describe('dovetail migrate on a database with rows', () => {
     });
   }, 120_000);
 
-  it.skipIf(!process.env['DATABASE_URL'])('doctor on the migrated Postgres database finds it healthy (exit 0)', async () => {
-    const run = await runCli(['doctor', db.url ?? '', '--schema', `${FIXTURES}/schema-v2.ts`]);
+  it('doctor on the migrated server database finds it healthy (exit 0)', async () => {
+    const run = await runCli(['doctor', db.target, '--schema', `${FIXTURES}/schema-v2.ts`]);
     expect(run.code, shown(run)).toBe(0);
     expect(run.stdout).toContain('Healthy: no problems found.');
   });

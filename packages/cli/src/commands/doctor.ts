@@ -31,8 +31,12 @@ function progressPrinter(io: CliIo): (event: DoctorProgress) => void {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'diagnose (and repair) a device SQLite file or a Postgres database',
-  usage: 'doctor <sqlite-file | postgres-url> [--schema <path>] [--json] [--fix [--yes]]',
-  details: `Checks that keys are enforced, lists every orphan row (table.column = value with
+  usage: 'doctor <sqlite-file | postgres-url | data-dir> [--schema <path>] [--json] [--fix [--yes]]',
+  details: `The target is a SQLite file (a device's database), a postgres:// URL, or the data
+directory of the embedded Postgres that 'serve' and 'dev' use without a URL (stop the
+server first: one process at a time).
+
+Checks that keys are enforced, lists every orphan row (table.column = value with
 the missing parent.column), compares the database with the schema module (tables,
 columns and keys absent, keys on missing columns, keys not deferrable), and reports
 engine state: a device's owner, outbox, rejected log and cursor; a server's capture
@@ -60,7 +64,7 @@ examples:
   ],
   async run(parsed, io) {
     const [argument, ...extra] = parsed.positionals;
-    if (argument === undefined) throw new CliError('usage', 'doctor needs a target: a SQLite file or a postgres:// URL', "e.g. 'dovetail doctor ./app.db --schema ./schema.ts'");
+    if (argument === undefined) throw new CliError('usage', 'doctor needs a target: a SQLite file, a postgres:// URL or an embedded Postgres data directory', "e.g. 'dovetail doctor ./app.db --schema ./schema.ts'");
     if (extra.length > 0) throw new CliError('usage', `doctor takes one target, got also: ${extra.join(' ')}`, 'run the doctor once per database');
     const json = flag(parsed.values, 'json');
     const fix = flag(parsed.values, 'fix');

@@ -5,6 +5,8 @@ import type { Sql } from '@dovetail/server';
 export type DoctorTarget =
   | { readonly kind: 'sqlite'; readonly path: string }
   | { readonly kind: 'postgres'; readonly url: string }
+  /** An embedded Postgres (PGlite) data directory, as `dovetail serve` and `dev` keep by default. */
+  | { readonly kind: 'postgres'; readonly dataDir: string }
   | { readonly kind: 'postgres'; readonly sql: Sql };
 
 /** `problem`: the database is not healthy; `warning`: worth a look; `info`: facts. */

@@ -220,8 +220,10 @@ export interface TestDatabase {
   readonly kind: 'postgres' | 'embedded';
   /** What to pass to serve, dev and migrate: `--database-url <url>` or `--data-dir <dir>`. */
   readonly args: readonly string[];
-  /** The URL the child gets (postgres only): also a `dovetail doctor` target. */
+  /** The URL the child gets (postgres only). */
   readonly url: string | undefined;
+  /** What `dovetail doctor` is given: the URL, or the data directory. */
+  readonly target: string;
   /** Opens the database in this process; close it before the next child opens a data directory. */
   open(): Promise<Sql>;
   /** Drops the schema or removes the data directory. */
@@ -239,6 +241,7 @@ export async function privateDatabase(name: string): Promise<TestDatabase> {
       kind: 'embedded',
       args: ['--data-dir', dataDir],
       url: undefined,
+      target: dataDir,
       open: () => embeddedSql(dataDir),
       drop: () => Promise.resolve(tmp.remove()),
     };
@@ -256,6 +259,7 @@ export async function privateDatabase(name: string): Promise<TestDatabase> {
     kind: 'postgres',
     args: ['--database-url', url],
     url,
+    target: url,
     open: () => postgresSql(base, { searchPath: schema, max: 2 }),
     async drop() {
       const client = new pg.Client({ connectionString: base });

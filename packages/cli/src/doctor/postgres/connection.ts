@@ -1,4 +1,4 @@
-import { postgresSql } from '@dovetail/server';
+import { embeddedSql, postgresSql } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
 import { DoctorError, messageOf } from '../errors.js';
 import type { DoctorDb } from '../orphans.js';
@@ -16,6 +16,14 @@ export interface OpenPostgres {
 
 export async function openPostgres(target: Extract<DoctorTarget, { kind: 'postgres' }>): Promise<OpenPostgres> {
   if ('sql' in target) return { sql: target.sql, close: () => Promise.resolve() };
+  if ('dataDir' in target) {
+    try {
+      const sql = await embeddedSql(target.dataDir);
+      return { sql, close: () => sql.close() };
+    } catch (error) {
+      throw new DoctorError('cannot_open', `cannot open the embedded Postgres in ${target.dataDir}: ${messageOf(error)}`, 'stop the dovetail server that uses it first (one process at a time), or check the directory');
+    }
+  }
   const shown = redactUrl(target.url);
   try {
     const u = new URL(target.url);
