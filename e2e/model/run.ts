@@ -7,7 +7,7 @@ import { nodeDriver } from '@dovetail/client/node';
 import type { MutationResult, PullRequest, PullResponse, PushRequest, PushResponse } from '@dovetail/protocol';
 import { createAuthenticator, pruneChanges, SyncServer } from '@dovetail/server';
 import type { Logger, Sql } from '@dovetail/server';
-import { manualTimers, SECRET, tokenFor } from '../support/world.js';
+import { foreignKeyErrors, manualTimers, SECRET, tokenFor } from '../support/world.js';
 import { e2eSchema } from '../support/schema.js';
 import type { E2eSchema } from '../support/schema.js';
 import { COMMENT_IDS, describeCommand, PROJECT_IDS, TASK_IDS, USERS } from './commands.js';
@@ -664,7 +664,7 @@ export class ModelRun implements NetworkObserver {
     }
     for (const o of await serverOrphans(this.#sql)) this.#violation('1', o);
     for (const line of this.#logs) {
-      if (line.includes('23503')) this.#violation('2', `the server log has a 23503: ${line.slice(0, 400)}`);
+      if (foreignKeyErrors([line]).length > 0) this.#violation('2', `the server log has a 23503: ${line.slice(0, 400)}`);
       else if (line.includes('"level":"error"')) this.#violation('2', `the server logged an error: ${line.slice(0, 400)}`);
     }
     if (this.#violations.length > 0) this.#fail();

@@ -105,3 +105,11 @@ export async function createWorld<S extends Schema>(schema: S): Promise<World<S>
     },
   };
 }
+
+/**
+ * Log lines that report SQLSTATE 23503 from Postgres (invariant 2). Matched
+ * on the field, not on the text: a random id may contain the digits.
+ */
+export function foreignKeyErrors(lines: readonly string[]): string[] {
+  return lines.filter((line) => /"sqlstate":"23503"/.test(line));
+}

@@ -155,7 +155,7 @@ describe.concurrent('mistakes: exit 2 with what to do, and nothing on stdout', (
 
   it('doctor without a target asks for one', async () => {
     const run = await runCli(['doctor']);
-    refused(run, 'doctor needs a target: a SQLite file or a postgres:// URL', "e.g. 'dovetail doctor ./app.db --schema ./schema.ts'");
+    refused(run, 'doctor needs a target: a SQLite file, a postgres:// URL or an embedded Postgres data directory', "e.g. 'dovetail doctor ./app.db --schema ./schema.ts'");
   });
 
   it('doctor --yes without --fix says --fix is needed', async () => {

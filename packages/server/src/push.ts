@@ -117,6 +117,10 @@ async function processOne(deps: PushDeps, identity: Identity, clientId: string, 
       } catch (error) {
         refusal = asRefusal(error);
         if (!refusal) throw error;
+        // Keys are checked before COMMIT so that Postgres never has to
+        // raise this for well-formed traffic: if it did, a check missed a
+        // case. The mutation is refused all the same; the log says so.
+        if (sqlStateOf(error) === '23503') deps.log.warn('Postgres raised a foreign key violation the checks did not foresee', { sqlstate: '23503', clientId, mutationId: m.id, name: m.name });
       }
     }
     if (!refusal) {
