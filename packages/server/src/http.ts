@@ -7,6 +7,7 @@ import { Pokes } from './pokes.js';
 import { RateLimiter } from './rate-limit.js';
 import type { RateLimit } from './rate-limit.js';
 import type { SyncServer } from './sync-server.js';
+import type { Identity } from './auth.js';
 
 export interface HttpServerOptions {
   readonly port?: number;
@@ -53,6 +54,32 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
 
+  /**
+   * A pull, written as the server produces it (a first sync streams).
+   * Until the first piece, failures are answered as usual; after it, the
+   * status is sent, so a failure cuts the connection instead: the device
+   * gets a broken response and retries, never a short one that parses.
+   */
+  async function pullTo(res: ServerResponse, body: unknown, identity: Identity): Promise<void> {
+    let started = false;
+    const write = async (text: string): Promise<void> => {
+      if (res.destroyed) throw new Error('the device went away during the pull');
+      if (!started) {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+        started = true;
+      }
+      if (!res.write(text)) await whenDrained(res);
+    };
+    try {
+      await sync.pullTo(identity, body, write);
+      res.end();
+    } catch (error) {
+      if (!started) throw error;
+      sync.log.error('pull failed after its answer began; connection cut', { error: error instanceof Error ? error.message : String(error) });
+      res.destroy();
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const path = (req.url ?? '/').split('?')[0];
@@ -70,8 +97,8 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       const wait = limiter.take(identity.userId);
       if (wait > 0) throw new ServerError('rate_limited', `too many requests; retry in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
       const body = await readJson(req, maxBody);
-      const result = path === '/v1/push' ? await sync.pushFor(identity, body) : await sync.pullFor(identity, body);
-      send(res, 200, result);
+      if (path === '/v1/push') return send(res, 200, await sync.pushFor(identity, body));
+      await pullTo(res, body, identity);
     } catch (error) {
       const e = toServerError(error);
       code = e.code;
@@ -140,6 +167,22 @@ function toServerError(error: unknown): ServerError {
   if (error instanceof ServerError) return error;
   if (error instanceof ProtocolError) return new ServerError(error.code, error.message);
   return new ServerError('internal', 'the server failed to handle this request; it was logged. Retry later');
+}
+
+/** Resolves when the response can take more, rejects if the device goes away first. */
+function whenDrained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error): void => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('the device went away during the pull'));
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

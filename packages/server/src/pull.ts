@@ -269,7 +269,7 @@ function arrange(schema: Schema, changes: readonly Change[]): Change[] {
 }
 
 /** Upserts of one table, parents before children within a self-referencing table. */
-function upserts(t: TableModel, rows: readonly Record<string, unknown>[]): Change[] {
+export function upserts(t: TableModel, rows: readonly Record<string, unknown>[]): Change[] {
   const ordered = t.selfReferencing ? parentsFirst(t, rows) : rows;
   const integers = new Set(t.columns.filter((c) => c.kind === 'integer' || c.kind === 'real').map((c) => c.name));
   return ordered.map((row) => ({ op: 'upsert', table: t.name, row: wireRow(row, integers) }));

@@ -7,6 +7,8 @@ import type { IdentityRow } from './identity.js';
 import { silentLogger } from './logger.js';
 import type { Logger } from './logger.js';
 import { pull } from './pull.js';
+import { STREAM_CHUNK_ROWS, streamFirstSync } from './pull-stream.js';
+import type { PullSink } from './pull-stream.js';
 import type { PullResult } from './pull.js';
 import { push } from './push.js';
 import type { MutationResult, PushLimits } from './push.js';
@@ -18,6 +20,8 @@ export interface SyncServerOptions {
   readonly sql: Sql;
   readonly authenticate: Authenticator;
   readonly limits?: Partial<PushLimits>;
+  /** Rows per chunk of a streamed first sync (default 5,000). */
+  readonly streamChunkRows?: number;
   /** Columns of a new user's identity row, from their token (default: `name` from the claims). */
   readonly identityRow?: IdentityRow;
   readonly log?: Logger;
@@ -36,6 +40,7 @@ export class SyncServer {
   readonly limits: PushLimits;
   readonly #authenticate: Authenticator;
   readonly #identityRow: IdentityRow;
+  readonly #streamChunkRows: number;
 
   constructor(options: SyncServerOptions) {
     this.schema = options.schema;
@@ -44,6 +49,7 @@ export class SyncServer {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#authenticate = options.authenticate;
     this.#identityRow = options.identityRow ?? defaultIdentityRow;
+    this.#streamChunkRows = options.streamChunkRows ?? STREAM_CHUNK_ROWS;
   }
 
   /** Creates missing tables, the engine tables and the capture triggers. */
@@ -76,6 +82,23 @@ export class SyncServer {
     const request = parsePullRequest(body);
     this.#checkSchema(request.schemaVersion);
     return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor, request.refresh ?? []);
+  }
+
+  /**
+   * A pull written to `write`: a first sync (cursor null) on a Postgres
+   * server is streamed in chunks as it is read, so its size does not land
+   * in memory; anything else is written in one piece. (On embedded PGlite a
+   * stream would hold its one connection for as long as the device takes
+   * to read, so it is not streamed there.)
+   */
+  async pullTo(identity: Identity, body: unknown, write: PullSink): Promise<void> {
+    const request = parsePullRequest(body);
+    this.#checkSchema(request.schemaVersion);
+    if (request.cursor === null && this.sql.kind === 'postgres') {
+      await streamFirstSync({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, write, this.#streamChunkRows);
+      return;
+    }
+    await write(JSON.stringify(await this.pullFor(identity, body)));
   }
 
   #checkSchema(version: number): void {

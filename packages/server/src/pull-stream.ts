@@ -1,0 +1,69 @@
+import { quoteIdent as q } from '@dovetail/schema';
+import type { Identity } from './auth.js';
+import { admit } from './identity.js';
+import { encodeCursor, upserts } from './pull.js';
+import type { PullDeps } from './pull.js';
+import { scriptLiteral as lit } from './sql.js';
+import { visibleCondition } from './visibility.js';
+
+/** Rows fetched (and written out) at a time by a streamed first sync. */
+export const STREAM_CHUNK_ROWS = 5_000;
+
+/** Where a streamed pull goes: resolves when the text may be written again (backpressure). */
+export type PullSink = (text: string) => Promise<void>;
+
+/**
+ * A first sync (cursor null) streamed as it is read, so the server holds
+ * one chunk of rows at a time however large the user's data: the same
+ * JSON a `pull` returns, written in pieces. One REPEATABLE READ snapshot
+ * covers it all, read through a Postgres cursor per table, tables parents
+ * first. A table with keys to itself is read whole and ordered parents
+ * first, as in every pull.
+ *
+ * Refresh keys need nothing here: the device clears its synced tables
+ * before applying a reset, and every row it may see is in the stream.
+ *
+ * Once the first piece is written the answer is committed to `200`: a
+ * failure after that must cut the connection (the caller's job), so the
+ * device sees a broken response, never a short one that parses.
+ */
+export async function streamFirstSync(deps: PullDeps, identity: Identity, clientId: string, write: PullSink, chunkRows = STREAM_CHUNK_ROWS): Promise<void> {
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
+  await deps.sql.session(async (s) => {
+    const opened = await s.script(
+      [
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        deps.sql.kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
+        'SELECT pg_current_snapshot()::text AS s',
+        `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
+      ].join(';\n'),
+    );
+    const snap = opened[2]?.[0]?.['s'];
+    const last = opened[3]?.[0]?.['mutation_id'];
+    const head = { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), reset: true, hasMore: false, lastMutationId: typeof last === 'string' ? last : null };
+    await write(`${JSON.stringify(head).slice(0, -1)},"changes":[`);
+    let first = true;
+    const emit = async (changes: readonly unknown[]): Promise<void> => {
+      if (changes.length === 0) return;
+      const text = changes.map((c) => JSON.stringify(c)).join(',');
+      await write(first ? text : `,${text}`);
+      first = false;
+    };
+    for (const t of deps.schema.syncedTables) {
+      const select = `SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(deps.schema, t, 'r', lit(identity.userId))} ORDER BY r.${q(t.primaryKey)}`;
+      if (t.selfReferencing) {
+        await emit(upserts(t, await s.query(select)));
+        continue;
+      }
+      await s.query(`DECLARE dovetail_rows NO SCROLL CURSOR FOR ${select}`);
+      for (;;) {
+        const rows = await s.query(`FETCH ${chunkRows} FROM dovetail_rows`);
+        await emit(upserts(t, rows));
+        if (rows.length < chunkRows) break;
+      }
+      await s.query('CLOSE dovetail_rows');
+    }
+    await s.script('COMMIT');
+    await write(']}');
+  });
+}
