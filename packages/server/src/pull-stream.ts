@@ -7,7 +7,7 @@ import { scriptLiteral as lit } from './sql.js';
 import { visibleCondition } from './visibility.js';
 
 /** Rows fetched (and written out) at a time by a streamed first sync. */
-export const STREAM_CHUNK_ROWS = 5_000;
+export const STREAM_CHUNK_ROWS = 10_000;
 
 /** Where a streamed pull goes: resolves when the text may be written again (backpressure). */
 export type PullSink = (text: string) => Promise<void>;
@@ -34,18 +34,21 @@ export async function streamFirstSync(deps: PullDeps, identity: Identity, client
       [
         'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
         deps.sql.kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
+        // Every row will be read: plan cursors for the whole result, not
+        // (as by default) for the first tenth of it.
+        'SET LOCAL cursor_tuple_fraction = 1.0',
         'SELECT pg_current_snapshot()::text AS s',
         `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
       ].join(';\n'),
     );
-    const snap = opened[2]?.[0]?.['s'];
-    const last = opened[3]?.[0]?.['mutation_id'];
+    const snap = opened[3]?.[0]?.['s'];
+    const last = opened[4]?.[0]?.['mutation_id'];
     const head = { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), reset: true, hasMore: false, lastMutationId: typeof last === 'string' ? last : null };
     await write(`${JSON.stringify(head).slice(0, -1)},"changes":[`);
     let first = true;
     const emit = async (changes: readonly unknown[]): Promise<void> => {
       if (changes.length === 0) return;
-      const text = changes.map((c) => JSON.stringify(c)).join(',');
+      const text = JSON.stringify(changes).slice(1, -1);
       await write(first ? text : `,${text}`);
       first = false;
     };
