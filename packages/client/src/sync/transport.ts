@@ -87,7 +87,14 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
         throw new TransportError('network', 0, `could not reach ${base}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    const text = await response.text().catch(() => '');
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // The connection broke mid-answer (a streamed first sync the server
+      // cut): nothing of it is used, and the request is retried.
+      throw new TransportError('network', 0, `the answer to ${path} was cut off: ${error instanceof Error ? error.message : String(error)}`);
+    }
     if (response.ok) {
       try {
         return JSON.parse(text) as unknown;
