@@ -74,12 +74,13 @@ const ENGINE_DDL = [
   // poke service can work out who may see it. A transaction writing many
   // rows announces the first ANNOUNCE_ROWS one by one and then only
   // `*:table` (Postgres folds identical notifications of a transaction),
-  // so a bulk write does not flood the listeners.
+  // so a bulk write does not flood the listeners. An id too long for a
+  // notification (8,000 bytes at most) announces its table too.
   `CREATE OR REPLACE FUNCTION _dovetail_announce(channel text, op text, tbl text, row_id text) RETURNS void LANGUAGE plpgsql AS $$
    DECLARE
      n integer := coalesce(nullif(current_setting('dovetail.announced', true), ''), '0')::integer;
    BEGIN
-     IF n < ${ANNOUNCE_ROWS} THEN
+     IF n < ${ANNOUNCE_ROWS} AND octet_length(row_id) <= 4000 THEN
        PERFORM set_config('dovetail.announced', (n + 1)::text, true);
        PERFORM pg_notify(channel, op || ':' || tbl || ':' || row_id);
      ELSE

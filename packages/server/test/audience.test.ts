@@ -67,6 +67,11 @@ describe('what the trigger announces', () => {
     expect(heard).toEqual(['I:tasks:t1', 'U:tasks:t1', 'D:tasks:t1', 'U:tasks:t2', 'D:tasks:t2']);
   });
 
+  it('a row whose id is too long for a notification announces its table, and the write goes through', async () => {
+    const long = 'x'.repeat(9000);
+    expect(await announcedBy(`INSERT INTO users (id, name) VALUES ('${long}', 'written by another service')`)).toEqual(['*:users']);
+  });
+
   it(`a transaction announces ${ANNOUNCE_ROWS} rows one by one, then only the table`, async () => {
     const heard = await announcedBy(`INSERT INTO tasks (id, project_id, title) SELECT 'bulk-' || i, 'p-ann', 'x' FROM generate_series(1, ${ANNOUNCE_ROWS + 500}) AS i`);
     expect(heard).toHaveLength(ANNOUNCE_ROWS + 1);
