@@ -11,7 +11,7 @@ import type { Logger } from './logger.js';
 import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
-import type { Sql } from './sql.js';
+import type { Sql, SqlSession } from './sql.js';
 
 export interface PushLimits {
   /** Mutations in one push request. */
@@ -59,21 +59,70 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   }
   await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId);
   const results: MutationResult[] = [];
-  for (const m of input.mutations) {
-    const result = await processWithRetry(deps, identity, input.clientId, m);
-    if (!result) break; // its predecessor is not here yet
-    results.push(result);
+  for (let from = 0; from < input.mutations.length; from += MUTATIONS_PER_SESSION) {
+    const run = input.mutations.slice(from, from + MUTATIONS_PER_SESSION);
+    const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results));
+    if (!done) break; // a predecessor is not here yet
   }
   return results;
 }
 
-async function processWithRetry(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Promise<MutationResult | undefined> {
+/**
+ * Mutations of one push share a connection in runs of this many, so the
+ * end of one mutation's transaction travels with the start of the next;
+ * on embedded PGlite, whose one connection a session holds, a run is
+ * short enough that other requests get their turn.
+ */
+const MUTATIONS_PER_SESSION = 16;
+
+/**
+ * One run of mutations, each in its own transaction. What ends a
+ * transaction (the ledger row and COMMIT, or a ROLLBACK) is not sent alone:
+ * it opens the next mutation's first script, or closes the run. If that
+ * combined script fails, the whole request fails and nothing of the
+ * mutation whose COMMIT was in it is kept, so the device simply pushes it
+ * again. Resolves to false when a mutation's predecessor has not arrived.
+ */
+async function processRun(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, run: readonly (Mutation & { prev?: string | null })[], results: MutationResult[]): Promise<boolean> {
+  let carry = '';
+  try {
+    for (const m of run) {
+      // Handed on: from here the next script carries it (sent once, whatever happens).
+      const pending = carry;
+      carry = '';
+      const outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
+      carry = outcome.end;
+      if (!outcome.result) return false;
+      results.push(outcome.result);
+    }
+    return true;
+  } finally {
+    if (carry) await s.script(carry);
+  }
+}
+
+interface Outcome {
+  /** Undefined: its predecessor is not here yet. */
+  readonly result: MutationResult | undefined;
+  /** The statements that end its transaction, sent with the next script. */
+  readonly end: string;
+}
+
+async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: string): Promise<Outcome> {
+  let pending = carry;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await processOne(deps, identity, clientId, m);
+      return await processOne(deps, s, identity, clientId, m, pending);
     } catch (error) {
       const state = sqlStateOf(error);
-      if (state && RETRYABLE.has(state) && attempt < 5) continue;
+      // A deadlock or serialization failure inside the mutation: roll back
+      // and try again. (Not when the failure may have been the previous
+      // mutation's COMMIT, sent in the same script: then the request fails.)
+      if (state && RETRYABLE.has(state) && attempt < 5 && (error as { carried?: boolean }).carried !== true) {
+        await s.script('ROLLBACK');
+        pending = '';
+        continue;
+      }
       throw error;
     }
   }
@@ -82,67 +131,70 @@ async function processWithRetry(deps: PushDeps, identity: Identity, clientId: st
 /**
  * One mutation, one transaction, in as few round trips as the work allows:
  * the transaction's start, the client's lock, a savepoint and the ledger
- * lookup go as one script; then the mutation's own statements; then the
- * ledger row and COMMIT as one script. (A round trip costs more than the
+ * lookup go as one script (after what ends the previous mutation's
+ * transaction); then the mutation's own statements; then the ledger row and
+ * COMMIT go with the next script. (A round trip costs more than the
  * statements it carries.)
  */
-async function processOne(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Promise<MutationResult | undefined> {
+async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: string): Promise<Outcome> {
   const digest = digestOf(m);
   const size = Buffer.byteLength(JSON.stringify(m.ops));
   const client = lit(clientId);
-  return deps.sql.session(async (s) => {
-    const ids = (m.prev ? [m.id, m.prev] : [m.id]).map(lit).join(', ');
-    // One mutation of a client at a time, across requests and server
-    // instances: the lock is taken before the ledger is read (each
-    // statement of a script sees what committed before it started).
-    const opened = await s.script(
-      `BEGIN ISOLATION LEVEL READ COMMITTED;
-       SELECT pg_advisory_xact_lock(hashtextextended(${client}, 42));
-       SAVEPOINT mutation;
-       SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = ${client} AND mutation_id IN (${ids})`,
-    );
-    const known = (opened[3] ?? []) as unknown as (LedgerRow & { mutation_id: string })[];
-    const previous = known.find((k) => k.mutation_id === m.id);
-    if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
-      await s.script('ROLLBACK');
-      // A replay gets its first answer; a mutation whose predecessor is not here yet waits.
-      return previous ? replay(previous, digest, m.id) : undefined;
+  const ids = (m.prev ? [m.id, m.prev] : [m.id]).map(lit).join(', ');
+  // One mutation of a client at a time, across requests and server
+  // instances: the lock is taken before the ledger is read (each statement
+  // of a script sees what committed before it started).
+  const open = [
+    'BEGIN ISOLATION LEVEL READ COMMITTED',
+    `SELECT pg_advisory_xact_lock(hashtextextended(${client}, 42))`,
+    'SAVEPOINT mutation',
+    `SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = ${client} AND mutation_id IN (${ids})`,
+  ].join(';\n');
+  let opened: Record<string, unknown>[][];
+  try {
+    opened = await s.script(carry ? `${carry};\n${open}` : open);
+  } catch (error) {
+    if (carry && error !== null && typeof error === 'object') Object.assign(error, { carried: true });
+    throw error;
+  }
+  const known = (opened.at(-1) ?? []) as unknown as (LedgerRow & { mutation_id: string })[];
+  const previous = known.find((k) => k.mutation_id === m.id);
+  if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
+    // A replay gets its first answer; a mutation whose predecessor is not here yet waits.
+    return { result: previous ? replay(previous, digest, m.id) : undefined, end: 'ROLLBACK' };
+  }
+  let refusal: Refusal | undefined;
+  if (m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes) {
+    refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
+  } else {
+    try {
+      await applyMutation({ tx: s, schema: deps.schema, userId: identity.userId, clientId }, m);
+    } catch (error) {
+      refusal = asRefusal(error);
+      if (!refusal) throw error;
+      // Keys are checked before COMMIT so that Postgres never has to
+      // raise this for well-formed traffic: if it did, a check missed a
+      // case. The mutation is refused all the same; the log says so.
+      if (sqlStateOf(error) === '23503') deps.log.warn('Postgres raised a foreign key violation the checks did not foresee', { sqlstate: '23503', clientId, mutationId: m.id, name: m.name });
     }
-    let refusal: Refusal | undefined;
-    if (m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes) {
-      refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
-    } else {
-      try {
-        await applyMutation({ tx: s, schema: deps.schema, userId: identity.userId, clientId }, m);
-      } catch (error) {
-        refusal = asRefusal(error);
-        if (!refusal) throw error;
-        // Keys are checked before COMMIT so that Postgres never has to
-        // raise this for well-formed traffic: if it did, a check missed a
-        // case. The mutation is refused all the same; the log says so.
-        if (sqlStateOf(error) === '23503') deps.log.warn('Postgres raised a foreign key violation the checks did not foresee', { sqlstate: '23503', clientId, mutationId: m.id, name: m.name });
-      }
-    }
-    if (!refusal) {
-      const applied: MutationResult = { id: m.id, status: 'applied' };
-      await s.script(`${ledgerInsert(clientId, identity.userId, m.id, digest, applied)}; COMMIT`);
-      return applied;
-    }
-    const rejected: MutationResult = {
-      id: m.id,
-      status: 'rejected',
-      reason: refusal.reason,
-      message: refusal.message,
-      ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
-    };
-    // The mutation's effects are undone; the refusal is recorded in their place.
-    const refused = createdRows(m, deps.schema).map(
-      (row) => `INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES (${client}, ${lit(row.table)}, ${lit(row.id)}) ON CONFLICT DO NOTHING`,
-    );
-    await s.script(['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'].join(';\n'));
-    deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
-    return rejected;
-  });
+  }
+  if (!refusal) {
+    const applied: MutationResult = { id: m.id, status: 'applied' };
+    return { result: applied, end: `${ledgerInsert(clientId, identity.userId, m.id, digest, applied)};\nCOMMIT` };
+  }
+  const rejected: MutationResult = {
+    id: m.id,
+    status: 'rejected',
+    reason: refusal.reason,
+    message: refusal.message,
+    ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
+  };
+  // The mutation's effects are undone; the refusal is recorded in their place.
+  const refused = createdRows(m, deps.schema).map(
+    (row) => `INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES (${client}, ${lit(row.table)}, ${lit(row.id)}) ON CONFLICT DO NOTHING`,
+  );
+  deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
+  return { result: rejected, end: ['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'].join(';\n') };
 }
 
 /** Integrity and data errors Postgres raised despite the checks become refusals, never 500s. */

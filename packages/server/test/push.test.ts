@@ -58,6 +58,25 @@ describe('exactly once (G4)', () => {
     expect(again).toEqual(first);
   });
 
+  it('a long push (many mutations, refusals among them, a gap in the order) applies each once and stops at the gap', async () => {
+    // 40 mutations: more than one run of a shared connection. Every seventh
+    // is refused; the 30th names a predecessor that has not arrived.
+    const muts: (Mutation & { prev: string | null })[] = [];
+    for (let i = 0; i < 40; i++) {
+      const prev = i === 29 ? 'mut-never-sent' : (muts[i - 1]?.id ?? null);
+      muts.push(m(`step${i}`, [P(`bulk-${i}`, i % 7 === 3 ? 'bob' : 'ann')], prev));
+    }
+    const results = await pushAs('ann', muts);
+    expect(results.map((r) => r.id)).toEqual(muts.slice(0, 29).map((x) => x.id));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => r.id)).toEqual(muts.slice(0, 29).filter((_, i) => i % 7 === 3).map((x) => x.id));
+    expect(await count('projects')).toBe(29 - 4);
+    // Again: the same answers from the ledger, nothing written twice.
+    expect(await pushAs('ann', muts)).toEqual(results);
+    expect(await count('projects')).toBe(25);
+    const ledger = await db.sql.query<{ n: string }>('SELECT count(*)::text AS n FROM _dovetail_ledger');
+    expect(ledger[0]?.n).toBe('29');
+  });
+
   it('applies concurrent duplicate pushes once', async () => {
     const mut = m('createProject', [P('p1')]);
     const all = await Promise.all(Array.from({ length: 6 }, () => pushAs('ann', [mut])));
