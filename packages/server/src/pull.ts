@@ -271,7 +271,7 @@ function arrange(schema: Schema, changes: readonly Change[]): Change[] {
 /** Upserts of one table, parents before children within a self-referencing table. */
 export function upserts(t: TableModel, rows: readonly Record<string, unknown>[]): Change[] {
   const ordered = t.selfReferencing ? parentsFirst(t, rows) : rows;
-  const integers = new Set(t.columns.filter((c) => c.kind === 'integer' || c.kind === 'real').map((c) => c.name));
+  const integers = t.columns.filter((c) => c.kind === 'integer' || c.kind === 'real').map((c) => c.name);
   return ordered.map((row) => ({ op: 'upsert', table: t.name, row: wireRow(row, integers) }));
 }
 
@@ -296,11 +296,15 @@ function parentsFirst(t: TableModel, rows: readonly Record<string, unknown>[]): 
   return out;
 }
 
-/** Postgres values as they travel: `bigint` columns arrive as strings (pg) or bigints (PGlite). */
-function wireRow(row: Record<string, unknown>, numeric: ReadonlySet<string>): RowValues {
-  const out: Record<string, RowValues[string]> = {};
-  for (const [k, v] of Object.entries(row)) {
-    out[k] = v !== null && numeric.has(k) ? Number(v) : (v as RowValues[string]);
+/**
+ * Postgres values as they travel: `bigint` columns arrive as strings (pg)
+ * or bigints (PGlite). The row is the driver's own fresh object, so it is
+ * converted in place rather than copied (a first sync has many).
+ */
+function wireRow(row: Record<string, unknown>, numeric: readonly string[]): RowValues {
+  for (const k of numeric) {
+    const v = row[k];
+    if (v !== null && v !== undefined && typeof v !== 'number') row[k] = Number(v);
   }
-  return out;
+  return row as RowValues;
 }

@@ -353,8 +353,12 @@ export class SyncStore {
   }
 
   readonly #upserts = new Map<string, string>();
+  /** The last statement made per table: pulled rows of a table nearly always carry the same columns. */
+  readonly #lastUpsert = new Map<string, { cols: readonly string[]; sql: string }>();
 
   #upsertSql(t: TableModel, cols: readonly string[]): string {
+    const last = this.#lastUpsert.get(t.name);
+    if (last && last.cols.length === cols.length && last.cols.every((c, i) => c === cols[i])) return last.sql;
     const key = `${t.name}|${cols.join(',')}`;
     let sql = this.#upserts.get(key);
     if (!sql) {
@@ -364,6 +368,7 @@ export class SyncStore {
         (set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`);
       this.#upserts.set(key, sql);
     }
+    this.#lastUpsert.set(t.name, { cols, sql });
     return sql;
   }
 
