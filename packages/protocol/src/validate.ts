@@ -263,6 +263,15 @@ function refreshKey(value: unknown, path: string): RefreshKey {
 }
 
 function change(value: unknown, path: string): Change {
+  // A well-formed upsert (nearly every change of a first sync) is checked
+  // without building the path strings that only a failure needs.
+  if (isPlainObject(value) && value['op'] === ChangeKind.Upsert && isPlainObject(value['row'])) {
+    const table = value['table'];
+    const keys = Object.keys(value);
+    if (typeof table === 'string' && keys.length === 3 && Object.hasOwn(value, 'op') && Object.hasOwn(value, 'table') && Object.hasOwn(value, 'row') && isIdentifier(table)) {
+      return { op: ChangeKind.Upsert, table, row: row(value['row'], `${path}.row`) };
+    }
+  }
   const obj = record(value, path);
   const kind = field(obj, path, 'op');
   if (typeof kind !== 'string' || !CHANGE_KINDS.includes(kind)) {
