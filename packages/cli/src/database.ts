@@ -2,11 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { embeddedSql, postgresSql } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
+import { lockDataDir } from './data-dir-lock.js';
 import { CliError } from './errors.js';
 import type { OptionValues } from './options.js';
 import { stringOption } from './options.js';
 
 export interface OpenDatabase {
+  /** Closing it also releases the embedded data directory's lock. */
   readonly sql: Sql;
   /** For messages: `Postgres at host:port/db` or `embedded Postgres in dir/`. */
   readonly description: string;
@@ -35,9 +37,17 @@ export async function openDatabase(values: OptionValues, cwd: string): Promise<O
   const dir = resolve(cwd, stringOption(values, 'data-dir') ?? '.dovetail-data');
   try {
     mkdirSync(dir, { recursive: true });
-    return { sql: await embeddedSql(dir), description: `embedded Postgres in ${dir}` };
   } catch (error) {
-    throw new CliError('cannot_run', `cannot open embedded Postgres in ${dir}: ${error instanceof Error ? error.message : String(error)}`, 'check the directory is writable and not used by another dovetail process, or pass --database-url');
+    throw new CliError('cannot_run', `cannot create ${dir}: ${error instanceof Error ? error.message : String(error)}`, 'check the path given to --data-dir, or pass --database-url');
+  }
+  const unlock = lockDataDir(dir);
+  try {
+    const sql = await embeddedSql(dir);
+    const close = sql.close.bind(sql);
+    return { sql: Object.assign(sql, { close: () => close().finally(unlock) }), description: `embedded Postgres in ${dir}` };
+  } catch (error) {
+    unlock();
+    throw new CliError('cannot_run', `cannot open embedded Postgres in ${dir}: ${error instanceof Error ? error.message : String(error)}`, 'check the directory is writable, or pass --database-url');
   }
 }
 

@@ -1,5 +1,6 @@
 import { embeddedSql, postgresSql } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
+import { lockDataDir } from '../../data-dir-lock.js';
 import { DoctorError, messageOf } from '../errors.js';
 import type { DoctorDb } from '../orphans.js';
 import { redactUrl } from '../target.js';
@@ -17,10 +18,12 @@ export interface OpenPostgres {
 export async function openPostgres(target: Extract<DoctorTarget, { kind: 'postgres' }>): Promise<OpenPostgres> {
   if ('sql' in target) return { sql: target.sql, close: () => Promise.resolve() };
   if ('dataDir' in target) {
+    const unlock = lockDataDir(target.dataDir);
     try {
       const sql = await embeddedSql(target.dataDir);
-      return { sql, close: () => sql.close() };
+      return { sql, close: () => sql.close().finally(unlock) };
     } catch (error) {
+      unlock();
       throw new DoctorError('cannot_open', `cannot open the embedded Postgres in ${target.dataDir}: ${messageOf(error)}`, 'stop the dovetail server that uses it first (one process at a time), or check the directory');
     }
   }
