@@ -87,6 +87,18 @@ describe('incremental pulls', () => {
     expect(next.changes).toEqual([]);
   });
 
+  it("does not name the rows of a subtree someone else deleted, parent and all, to anyone who could not see them", async () => {
+    await pushAs('bob', P('pb', 'bob'), T('tb1', 'pb'), T('tb2', 'pb'));
+    await pushAs('bob', { op: 'insert', table: 'conversations', row: { id: 'c9', created_by: 'bob' } }, { op: 'insert', table: 'members', row: { id: 'm9', conversation_id: 'c9', user_id: 'bob' } }, { op: 'insert', table: 'messages', row: { id: 'x9', conversation_id: 'c9', sender_id: 'bob', body: 'private' } });
+    const annFirst = await pullAs('ann');
+    const bobFirst = await pullAs('bob');
+    // One delete each, cascading: the project takes its tasks, the conversation its members and messages.
+    await pushAs('bob', { op: 'delete', table: 'projects', id: 'pb' });
+    await pushAs('bob', { op: 'delete', table: 'conversations', id: 'c9' });
+    expect((await pullAs('ann', annFirst.cursor)).changes).toEqual([]);
+    expect(ids((await pullAs('bob', bobFirst.cursor)).changes, 'delete').sort()).toEqual(['conversations:c9', 'members:m9', 'messages:x9', 'projects:pb', 'tasks:tb1', 'tasks:tb2']);
+  });
+
   it('shows past messages when a user joins a conversation, and removes them when they leave', async () => {
     await pushAs('bob', { op: 'insert', table: 'conversations', row: { id: 'c1', created_by: 'bob' } }, { op: 'insert', table: 'members', row: { id: 'mb', conversation_id: 'c1', user_id: 'bob' } }, { op: 'insert', table: 'messages', row: { id: 'old', conversation_id: 'c1', sender_id: 'bob', body: 'before you came' } });
     const before = await pullAs('ann');
