@@ -53,7 +53,7 @@ export async function streamFirstSync(deps: PullDeps, identity: Identity, client
       first = false;
     };
     for (const t of deps.schema.syncedTables) {
-      const select = `SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(deps.schema, t, 'r', lit(identity.userId))} ORDER BY r.${q(t.primaryKey)}`;
+      const select = `SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(deps.schema, t, 'r', lit(identity.userId), { bulk: true })} ORDER BY r.${q(t.primaryKey)}`;
       if (t.selfReferencing) {
         await emit(upserts(t, await s.query(select)));
         continue;

@@ -95,7 +95,7 @@ interface ChangedRow {
 async function everything(tx: SqlQueryable, schema: Schema, userId: string): Promise<Change[]> {
   const out: Change[] = [];
   for (const t of schema.syncedTables) {
-    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(schema, t, 'r')} ORDER BY r.${q(t.primaryKey)}`, [userId]);
+    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(schema, t, 'r', '$1', { bulk: true })} ORDER BY r.${q(t.primaryKey)}`, [userId]);
     out.push(...upserts(t, rows));
   }
   return out;

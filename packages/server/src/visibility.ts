@@ -11,10 +11,10 @@ const MAX_DEPTH = 8;
  * visible too, so nothing a device receives dangles. Identifiers come only
  * from the schema.
  *
- * A self-reference is checked one level deep (the parent's own rule, not
- * its parents), which is exact for rules that do not depend on the chain.
+ * Keys to the table itself (replies, subtasks) are followed up the whole
+ * chain of ancestors: a row is sent only if every ancestor would be too.
  */
-export function visibleCondition(schema: Schema, table: TableModel, alias: string, user = '$1'): string {
+export function visibleCondition(schema: Schema, table: TableModel, alias: string, user = '$1', options: { bulk?: boolean } = {}): string {
   let counter = 0;
   const next = (): string => `v${++counter}`;
 
@@ -51,15 +51,18 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
     return `EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = ${a}.${q(o.column)} AND ${owned(parent, p, depth + 1)})`;
   };
 
-  const closed = (t: TableModel, a: string, depth: number): string => {
+  /**
+   * The row's own rule, and every parent it points at closed too. Keys to
+   * the table itself are followed up the whole chain of ancestors (through
+   * any of those keys), each of which must pass the same test, except that
+   * their own keys to the table are the chain itself.
+   */
+  const closed = (t: TableModel, a: string, depth: number, withChain = true): string => {
     const parts = [rule(t, a, depth)];
+    const selfKeys = t.foreignKeys.filter((fk) => fk.refTable === t.name);
+    if (withChain && selfKeys.length > 0) parts.push(chain(t, a, selfKeys, depth));
     for (const fk of t.foreignKeys) {
-      if (fk.refTable === t.name) {
-        const parent = schema.table(fk.refTable);
-        const p = next();
-        parts.push(`(${a}.${q(fk.column)} IS NULL OR EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk.refColumn)} = ${a}.${q(fk.column)} AND ${rule(parent, p, depth + 1)}))`);
-        continue;
-      }
+      if (fk.refTable === t.name) continue;
       // The `through` parent is already required by the rule itself.
       if (t.visibility.kind === 'through' && t.visibility.column === fk.column) continue;
       const parent = schema.table(fk.refTable);
@@ -68,6 +71,49 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
       parts.push(`(${nullable}EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk.refColumn)} = ${a}.${q(fk.column)} AND ${depth + 1 > MAX_DEPTH ? 'TRUE' : closed(parent, p, depth + 1)}))`);
     }
     return parts.filter((x) => x !== 'TRUE').join(' AND ') || 'TRUE';
+  };
+
+  /**
+   * No ancestor of the row (by its keys to its own table) is missing or
+   * fails `closed`. For a whole table (`bulk`) this is asked the other way
+   * round, so Postgres answers it once per query rather than once per row.
+   */
+  const chain = (t: TableModel, a: string, selfKeys: readonly { column: string; refColumn: string }[], depth: number): string => {
+    if (depth > MAX_DEPTH) return 'FALSE';
+    const ref = selfKeys[0]?.refColumn ?? t.primaryKey;
+    if (selfKeys.some((k) => k.refColumn !== ref)) {
+      // Keys to different columns of the table: the parents only, one level.
+      return selfKeys
+        .map((k) => {
+          const p = next();
+          return `(${a}.${q(k.column)} IS NULL OR EXISTS (SELECT 1 FROM ${q(t.name)} ${p} WHERE ${p}.${q(k.refColumn)} = ${a}.${q(k.column)} AND ${rule(t, p, depth + 1)}))`;
+        })
+        .join(' AND ');
+    }
+    const keys = (alias: string): string => selfKeys.map((k) => `(${alias}.${q(k.column)})`).join(', ');
+    if (options.bulk) {
+      // Reading a whole table: the rows that fail their own test and
+      // everything below them form one set, computed once per query.
+      const [bad, x, c, sv] = [next(), next(), next(), next()];
+      return `${a}.${q(ref)} NOT IN (
+      WITH RECURSIVE ${bad}(id) AS (
+        SELECT ${x}.${q(ref)} FROM ${q(t.name)} ${x} WHERE NOT (${closed(t, x, depth + 1, false)})
+        UNION
+        SELECT ${c}.${q(ref)} FROM ${q(t.name)} ${c} CROSS JOIN LATERAL (VALUES ${keys(c)}) AS ${sv}(v) JOIN ${bad} ON ${bad}.id = ${sv}.v
+      )
+      SELECT ${bad}.id FROM ${bad})`;
+    }
+    // A few rows: walk up each one's chain.
+    const [up, x, y, sv] = [next(), next(), next(), next()];
+    const anyKey = selfKeys.map((k) => `${a}.${q(k.column)} IS NOT NULL`).join(' OR ');
+    return `(NOT (${anyKey}) OR NOT EXISTS (
+      WITH RECURSIVE ${up}(id) AS (
+        SELECT ${sv}.v FROM (VALUES ${keys(a)}) AS ${sv}(v) WHERE ${sv}.v IS NOT NULL
+        UNION
+        SELECT ${sv}.v FROM ${q(t.name)} ${x} JOIN ${up} ON ${x}.${q(ref)} = ${up}.id CROSS JOIN LATERAL (VALUES ${keys(x)}) AS ${sv}(v) WHERE ${sv}.v IS NOT NULL
+      )
+      SELECT 1 FROM ${up} LEFT JOIN ${q(t.name)} ${y} ON ${y}.${q(ref)} = ${up}.id
+      WHERE ${y}.${q(ref)} IS NULL OR NOT (${closed(t, y, depth + 1, false)})))`;
   };
 
   // The user is always referenced, so every query takes the user parameter.

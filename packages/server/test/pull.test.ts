@@ -87,6 +87,25 @@ describe('incremental pulls', () => {
     expect(next.changes).toEqual([]);
   });
 
+  it('sends a subtask only if its whole chain of parent tasks can be sent, however deep', async () => {
+    await pushAs('ann', P('pa', 'ann'));
+    await pushAs('bob', P('pb', 'bob'));
+    const before = await pullAs('ann');
+    // Written by other code: Ann's chain r -> p -> g, where g sits in Bob's project.
+    await db.sql.query(`INSERT INTO tasks (id, project_id, title) VALUES ('g', 'pb', 'in Bob''s project')`);
+    await db.sql.query(`INSERT INTO tasks (id, project_id, parent_task_id, title) VALUES ('p', 'pa', 'g', 'in Ann''s'), ('r', 'pa', 'p', 'in Ann''s, two levels down')`);
+    await db.sql.query(`INSERT INTO tasks (id, project_id, parent_task_id, title) VALUES ('ok1', 'pa', NULL, 'root'), ('ok2', 'pa', 'ok1', 'child'), ('ok3', 'pa', 'ok2', 'grandchild')`);
+    // Neither p (its parent is hidden) nor r (its grandparent is): nothing would dangle.
+    // Both ways of reading: a whole table (a first sync) and the rows changed since a cursor.
+    const tasksOf = (changes: Parameters<typeof ids>[0]): string[] => ids(changes).filter((x) => x.startsWith('tasks:')).sort();
+    expect(tasksOf((await pullAs('ann')).changes)).toEqual(['tasks:ok1', 'tasks:ok2', 'tasks:ok3']);
+    expect(tasksOf((await pullAs('ann', before.cursor)).changes)).toEqual(['tasks:ok1', 'tasks:ok2', 'tasks:ok3']);
+    expect(tasksOf((await pullAs('bob')).changes)).toEqual(['tasks:g']);
+    // Once g moves into Ann's project, the whole chain comes.
+    await db.sql.query(`UPDATE tasks SET project_id = 'pa' WHERE id = 'g'`);
+    expect(tasksOf((await pullAs('ann', before.cursor)).changes)).toEqual(['tasks:g', 'tasks:ok1', 'tasks:ok2', 'tasks:ok3', 'tasks:p', 'tasks:r']);
+  });
+
   it("does not name the rows of a subtree someone else deleted, parent and all, to anyone who could not see them", async () => {
     await pushAs('bob', P('pb', 'bob'), T('tb1', 'pb'), T('tb2', 'pb'));
     await pushAs('bob', { op: 'insert', table: 'conversations', row: { id: 'c9', created_by: 'bob' } }, { op: 'insert', table: 'members', row: { id: 'm9', conversation_id: 'c9', user_id: 'bob' } }, { op: 'insert', table: 'messages', row: { id: 'x9', conversation_id: 'c9', sender_id: 'bob', body: 'private' } });
