@@ -7,6 +7,8 @@ import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import { scriptLiteral as lit } from './sql.js';
 import type { Sql, SqlQueryable } from './sql.js';
+import { membershipExpansion, movedExpansion } from './expansion.js';
+import type { ChangedRow } from './expansion.js';
 import { deletedRowCondition, visibleCondition } from './visibility.js';
 
 export type Change = { readonly op: 'upsert'; readonly table: string; readonly row: RowValues } | { readonly op: 'delete'; readonly table: string; readonly id: string };
@@ -86,12 +88,6 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
   });
 }
 
-interface ChangedRow {
-  tbl: string;
-  row_id: string;
-  old_row: Record<string, unknown> | null;
-}
-
 async function everything(tx: SqlQueryable, schema: Schema, userId: string): Promise<Change[]> {
   const out: Change[] = [];
   for (const t of schema.syncedTables) {
@@ -111,6 +107,9 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   const upsertsOut: Change[] = [];
   const deletesOut: Change[] = [];
   const { expanded, revoked } = await membershipExpansion(tx, schema, userId, changed);
+  const moved = await movedExpansion(tx, schema, userId, changed);
+  for (const [table, ids] of moved.expanded) expanded.set(table, [...(expanded.get(table) ?? []), ...ids]);
+  for (const [table, ids] of moved.revoked) revoked.set(table, [...(revoked.get(table) ?? []), ...ids]);
   for (const t of schema.syncedTables) {
     const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
     if (ids.length === 0) continue;
@@ -136,69 +135,21 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
     for (const d of deleted) deletesOut.push({ op: 'delete', table: t.name, id: d.id });
   }
   for (const [table, revokedIds] of revoked) {
-    const already = new Set(deletesOut.filter((d) => d.table === table).map((d) => (d as { id: string }).id));
-    for (const id of new Set(revokedIds)) if (!already.has(id)) deletesOut.push({ op: 'delete', table, id });
+    // Not a row this pull sends (still visible another way), nor one already deleted.
+    const pk = schema.table(table).primaryKey;
+    const keep = new Set([
+      ...deletesOut.filter((d) => d.table === table).map((d) => (d as { id: string }).id),
+      ...upsertsOut.flatMap((u) => {
+        const id = u.op === 'upsert' && u.table === table ? u.row[pk] : undefined;
+        return typeof id === 'string' ? [id] : [];
+      }),
+    ]);
+    for (const id of new Set(revokedIds)) if (!keep.has(id)) deletesOut.push({ op: 'delete', table, id });
   }
   // Deletes children first.
   const order = new Map(schema.tables.map((t, i) => [t.name, i]));
   deletesOut.sort((a, b) => (order.get(b.table) ?? 0) - (order.get(a.table) ?? 0));
   return [...upsertsOut, ...deletesOut];
-}
-
-/**
- * A membership row naming the user makes a whole subtree visible without
- * any of its rows changing (being added to a conversation shows its past
- * messages): such rows are added to the pull. A membership row that no
- * longer names the user takes the subtree away: its rows are deleted on
- * the device.
- */
-async function membershipExpansion(
-  tx: SqlQueryable,
-  schema: Schema,
-  userId: string,
-  changed: readonly ChangedRow[],
-): Promise<{ expanded: Map<string, string[]>; revoked: Map<string, string[]> }> {
-  const expanded = new Map<string, string[]>();
-  const revoked = new Map<string, string[]>();
-  const into = (map: Map<string, string[]>) => (table: string, ids: readonly string[]): void => {
-    map.set(table, [...(map.get(table) ?? []), ...ids]);
-  };
-  for (const t of schema.syncedTables) {
-    const v = t.visibility;
-    if (v.kind !== 'members') continue;
-    const touched = changed.filter((c) => c.tbl === v.table);
-    if (touched.length === 0) continue;
-    const ids = touched.map((c) => c.row_id);
-    const keys = await tx.query<{ k: string }>(`SELECT DISTINCT m.${q(v.key)}::text AS k FROM ${q(v.table)} m WHERE m.id = ANY($2::text[]) AND m.${q(v.user)} = $1`, [userId, ids]);
-    const roots = keys.map((k) => k.k);
-    if (roots.length > 0) {
-      into(expanded)(t.name, roots);
-      await addDescendants(tx, schema, t, roots, into(expanded));
-    }
-    // Memberships of this user that are gone (or moved): roots they can no longer see.
-    const lostRoots = touched.filter((c) => c.old_row && c.old_row[v.user] === userId).map((c) => String(c.old_row?.[v.key]));
-    if (lostRoots.length === 0) continue;
-    const stillVisible = await tx.query<{ id: string }>(`SELECT r.${q(t.primaryKey)}::text AS id FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, lostRoots]);
-    const visible = new Set(stillVisible.map((r) => r.id));
-    const lost = lostRoots.filter((r) => !visible.has(r));
-    if (lost.length === 0) continue;
-    into(revoked)(t.name, lost);
-    into(revoked)(v.table, touched.filter((c) => c.old_row && c.old_row[v.user] === userId).map((c) => c.row_id));
-    await addDescendants(tx, schema, t, lost, into(revoked));
-  }
-  return { expanded, revoked };
-}
-
-async function addDescendants(tx: SqlQueryable, schema: Schema, parent: TableModel, ids: readonly string[], add: (table: string, ids: readonly string[]) => void, depth = 0): Promise<void> {
-  if (depth > 8 || ids.length === 0) return;
-  for (const child of schema.syncedTables) {
-    const v = child.visibility;
-    if (v.kind !== 'through' || v.table !== parent.name || child.name === parent.name) continue;
-    const rows = await tx.query<{ id: string }>(`SELECT ${q(child.primaryKey)}::text AS id FROM ${q(child.name)} WHERE ${q(v.column)} = ANY($1::text[])`, [ids]);
-    const childIds = rows.map((r) => r.id);
-    add(child.name, childIds);
-    await addDescendants(tx, schema, child, childIds, add, depth + 1);
-  }
 }
 
 /**

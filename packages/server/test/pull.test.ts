@@ -106,6 +106,25 @@ describe('incremental pulls', () => {
     expect(tasksOf((await pullAs('ann', before.cursor)).changes)).toEqual(['tasks:g', 'tasks:ok1', 'tasks:ok2', 'tasks:ok3', 'tasks:p', 'tasks:r']);
   });
 
+  it('a row moved to another owner takes what is below it along: the new owner gets the subtree, the old one loses it', async () => {
+    await pushAs('ann', P('pa', 'ann'));
+    await pushAs('bob', P('pb', 'bob'), T('t1', 'pb'), { op: 'insert', table: 'comments', row: { id: 'k1', task_id: 't1', author_id: 'bob', body: 'on t1' } });
+    await db.sql.query(`INSERT INTO tasks (id, project_id, parent_task_id, title) VALUES ('t2', 'pb', 't1', 'below t1')`);
+    const ann = await pullAs('ann');
+    const bob = await pullAs('bob');
+    // Other code hands Bob's task t1 to Ann's project; its subtask and comment do not change.
+    await db.sql.query(`UPDATE tasks SET project_id = 'pa' WHERE id = 't1'`);
+    const annNext = await pullAs('ann', ann.cursor);
+    expect(ids(annNext.changes).sort()).toEqual(['comments:k1', 'tasks:t1']);
+    const bobNext = await pullAs('bob', bob.cursor);
+    expect(ids(bobNext.changes, 'delete').sort()).toEqual(['comments:k1', 'tasks:t1', 'tasks:t2']);
+    // t2 stays in Bob's project but hangs below a task Bob no longer sees: Ann may not see it either.
+    expect(ids(annNext.changes)).not.toContain('tasks:t2');
+    // Moved into Ann's project too, it follows.
+    await db.sql.query(`UPDATE tasks SET project_id = 'pa' WHERE id = 't2'`);
+    expect(ids((await pullAs('ann', annNext.cursor)).changes)).toEqual(['tasks:t2']);
+  });
+
   it("does not name the rows of a subtree someone else deleted, parent and all, to anyone who could not see them", async () => {
     await pushAs('bob', P('pb', 'bob'), T('tb1', 'pb'), T('tb2', 'pb'));
     await pushAs('bob', { op: 'insert', table: 'conversations', row: { id: 'c9', created_by: 'bob' } }, { op: 'insert', table: 'members', row: { id: 'm9', conversation_id: 'c9', user_id: 'bob' } }, { op: 'insert', table: 'messages', row: { id: 'x9', conversation_id: 'c9', sender_id: 'bob', body: 'private' } });
