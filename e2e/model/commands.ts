@@ -88,7 +88,7 @@ const OTHERS: readonly { kind: OtherKind; weight: number; arbitrary: fc.Arbitrar
     arbitrary: fc.record({
       c: fc.constant('fault' as const),
       d: device,
-      kind: fc.constantFrom<FaultKind>('drop-before', 'drop-after', 'duplicate', 'late', 'hold'),
+      kind: fc.constantFrom<FaultKind>('drop-before', 'drop-after', 'duplicate', 'late', 'hold', 'expired'),
       count: fc.integer({ min: 1, max: 3 }),
     }),
   },

@@ -18,13 +18,16 @@ import type { SyncServer } from '@dovetail/server';
  * - `late`: the client times out at once, the request is still in the
  *   network and reaches the server when released, possibly after newer ones;
  * - `hold`: the client waits; the request reaches the server when released,
- *   possibly after newer requests of other devices (reordering).
+ *   possibly after newer requests of other devices (reordering);
+ * - `expired`: the token ran out on the way: the server refuses it with
+ *   `token_expired` before looking at the request, and the device must
+ *   refresh its token and carry on (D4).
  *
  * A device can also be "closed abruptly" at a point of a sync: before or
  * after its push or pull reaches the server.
  */
 
-export type FaultKind = 'drop-before' | 'drop-after' | 'duplicate' | 'late' | 'hold';
+export type FaultKind = 'drop-before' | 'drop-after' | 'duplicate' | 'late' | 'hold' | 'expired';
 export type CrashPoint = 'push-before' | 'push-after' | 'pull-before' | 'pull-after';
 export type RequestKind = 'push' | 'pull';
 
@@ -72,6 +75,8 @@ interface Held {
 
 interface Link {
   online: boolean;
+  /** Requests answered `token_expired` in a row (a refreshed token fails only if the fault outlasts it). */
+  expiredInARow: number;
   fault: { kind: FaultKind; remaining: number } | undefined;
   crash: { at: CrashPoint; fire: () => void } | undefined;
 }
@@ -136,7 +141,7 @@ export class Network {
   #link(device: number): Link {
     let link = this.#links[device];
     if (!link) {
-      link = { online: true, fault: undefined, crash: undefined };
+      link = { online: true, expiredInARow: 0, fault: undefined, crash: undefined };
       this.#links[device] = link;
     }
     return link;
@@ -197,6 +202,11 @@ export class Network {
    * Delivers held requests (of one device, or all) to the server, oldest
    * first or newest first. A client still waiting gets its answer.
    */
+  /** How many requests of this device were just answered `token_expired` in a row. */
+  expiredInARow(device: number): number {
+    return this.#link(device).expiredInARow;
+  }
+
   async release(device: number | 'all', order: 'fifo' | 'lifo'): Promise<number> {
     const picked = this.#held.filter((h) => device === 'all' || h.binding.device === device);
     for (const h of picked) this.#held.splice(this.#held.indexOf(h), 1);
@@ -227,6 +237,7 @@ export class Network {
       kindOfFault = fault.kind;
       if (--fault.remaining <= 0) link.fault = undefined;
     }
+    link.expiredInARow = kindOfFault === 'expired' ? link.expiredInARow + 1 : 0;
     switch (kindOfFault) {
       case 'drop-before':
         throw networkError('the request was dropped before it reached the server');
@@ -238,6 +249,8 @@ export class Network {
         const [first] = (await this.#serve(binding, kind, request, token, 2)) as [ServerCall, ServerCall];
         return this.#answer(link, binding, first);
       }
+      case 'expired':
+        throw new TransportError('token_expired', httpStatusOf('token_expired'), 'the token has expired; refresh it and retry');
       case 'late':
         this.#held.push({ binding, kind, request, token });
         throw networkError('timed out (the request is still on its way)');

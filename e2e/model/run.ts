@@ -521,6 +521,8 @@ export class ModelRun implements NetworkObserver {
       (error: unknown): SyncOutcome => {
         const expected =
           (error instanceof TransportError && error.code === 'network') ||
+          // A token refreshed once and refused again (D4 asks for one refresh, not a loop).
+          (error instanceof TransportError && error.code === 'token_expired' && this.#network.expiredInARow(binding.device) >= 2) ||
           (binding.closing && error instanceof DovetailError && (error.code === 'not_bound' || error.code === 'database_closed'));
         count('sync: failed');
         this.#note(`    ${key}: sync failed: ${String(error).slice(0, 200)}`);
