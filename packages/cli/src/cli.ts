@@ -48,6 +48,11 @@ ${optionsHelp(command.options)}
 ${command.details ? `\n${command.details}\n` : ''}`;
 }
 
+/** A command's section of docs/cli.md: its help as printed (written by `npm run docs:cli`, checked by the tests). */
+export function commandDocSection(command: Command): string {
+  return `## dovetail ${command.name}\n\n\`\`\`text\n${commandHelp(command).trimEnd()}\n\`\`\`\n`;
+}
+
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;

@@ -1,5 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { embeddedSql } from '@dovetail/server';
+import type { Sql } from '@dovetail/server';
 import { CliError } from './errors.js';
 
 const LOCK_FILE = 'dovetail.lock';
@@ -44,4 +46,17 @@ export function lockDataDir(dir: string): () => void {
     }
   }
   throw new CliError('cannot_run', `could not take the lock ${path}`, 'check that the directory is writable');
+}
+
+/** Embedded Postgres in `dir`, under its lock: closing it releases the lock (so does a failure to open). */
+export async function openEmbedded(dir: string): Promise<Sql> {
+  const unlock = lockDataDir(dir);
+  try {
+    const sql = await embeddedSql(dir);
+    const close = sql.close.bind(sql);
+    return Object.assign(sql, { close: () => close().finally(unlock) });
+  } catch (error) {
+    unlock();
+    throw error;
+  }
 }

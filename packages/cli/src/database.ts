@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { embeddedSql, postgresSql } from '@dovetail/server';
+import { postgresSql } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
-import { lockDataDir } from './data-dir-lock.js';
+import { openEmbedded } from './data-dir-lock.js';
 import { CliError } from './errors.js';
 import type { OptionValues } from './options.js';
 import { stringOption } from './options.js';
+import { isPostgresUrl, redactUrl } from './postgres-url.js';
 
 export interface OpenDatabase {
   /** Closing it also releases the embedded data directory's lock. */
@@ -18,14 +19,9 @@ export interface OpenDatabase {
 export async function openDatabase(values: OptionValues, cwd: string): Promise<OpenDatabase> {
   const url = stringOption(values, 'database-url');
   if (url) {
-    let where: string;
-    try {
-      const u = new URL(url);
-      if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('not postgres');
-      where = `${u.host}${u.pathname}`;
-    } catch {
-      throw new CliError('usage', `--database-url is not a Postgres URL: ${redact(url)}`, 'write it as postgres://user:password@host:5432/database');
-    }
+    if (!isPostgresUrl(url)) throw new CliError('usage', `--database-url is not a Postgres URL: ${redactUrl(url)}`, 'write it as postgres://user:password@host:5432/database');
+    const u = new URL(url);
+    const where = `${u.host}${u.pathname}`;
     try {
       const sql = await postgresSql(url);
       await sql.query('SELECT 1');
@@ -40,18 +36,10 @@ export async function openDatabase(values: OptionValues, cwd: string): Promise<O
   } catch (error) {
     throw new CliError('cannot_run', `cannot create ${dir}: ${error instanceof Error ? error.message : String(error)}`, 'check the path given to --data-dir, or pass --database-url');
   }
-  const unlock = lockDataDir(dir);
   try {
-    const sql = await embeddedSql(dir);
-    const close = sql.close.bind(sql);
-    return { sql: Object.assign(sql, { close: () => close().finally(unlock) }), description: `embedded Postgres in ${dir}` };
+    return { sql: await openEmbedded(dir), description: `embedded Postgres in ${dir}` };
   } catch (error) {
-    unlock();
+    if (error instanceof CliError) throw error;
     throw new CliError('cannot_run', `cannot open embedded Postgres in ${dir}: ${error instanceof Error ? error.message : String(error)}`, 'check the directory is writable, or pass --database-url');
   }
-}
-
-/** A URL without its password, for messages and logs. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
 }

@@ -1,10 +1,8 @@
-import { quoteIdent as q } from '@dovetail/schema';
 import type { Identity } from './auth.js';
 import { admit } from './identity.js';
-import { encodeCursor, upserts } from './pull.js';
+import { openSnapshot, upserts, visibleRowsSql } from './pull.js';
 import type { PullDeps } from './pull.js';
 import { scriptLiteral as lit } from './sql.js';
-import { visibleCondition } from './visibility.js';
 
 /** Rows fetched (and written out) at a time by a streamed first sync. */
 export const STREAM_CHUNK_ROWS = 10_000;
@@ -30,20 +28,8 @@ export type PullSink = (text: string) => Promise<void>;
 export async function streamFirstSync(deps: PullDeps, identity: Identity, clientId: string, write: PullSink, chunkRows = STREAM_CHUNK_ROWS): Promise<void> {
   await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
   await deps.sql.session(async (s) => {
-    const opened = await s.script(
-      [
-        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-        deps.sql.kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
-        // Every row will be read: plan cursors for the whole result, not
-        // (as by default) for the first tenth of it.
-        'SET LOCAL cursor_tuple_fraction = 1.0',
-        'SELECT pg_current_snapshot()::text AS s',
-        `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
-      ].join(';\n'),
-    );
-    const snap = opened[3]?.[0]?.['s'];
-    const last = opened[4]?.[0]?.['mutation_id'];
-    const head = { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), reset: true, hasMore: false, lastMutationId: typeof last === 'string' ? last : null };
+    const opened = await openSnapshot(s, deps.sql.kind, clientId);
+    const head = { cursor: opened.cursor, reset: true, hasMore: false, lastMutationId: opened.lastMutationId };
     await write(`${JSON.stringify(head).slice(0, -1)},"changes":[`);
     let first = true;
     const emit = async (changes: readonly unknown[]): Promise<void> => {
@@ -53,7 +39,7 @@ export async function streamFirstSync(deps: PullDeps, identity: Identity, client
       first = false;
     };
     for (const t of deps.schema.syncedTables) {
-      const select = `SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(deps.schema, t, 'r', lit(identity.userId), { bulk: true })} ORDER BY r.${q(t.primaryKey)}`;
+      const select = visibleRowsSql(deps.schema, t, lit(identity.userId));
       if (t.selfReferencing) {
         await emit(upserts(t, await s.query(select)));
         continue;

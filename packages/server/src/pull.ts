@@ -6,7 +6,7 @@ import { ServerError } from './errors.js';
 import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import { scriptLiteral as lit } from './sql.js';
-import type { Sql, SqlQueryable } from './sql.js';
+import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 import { membershipExpansion, movedExpansion } from './expansion.js';
 import type { ChangedRow } from './expansion.js';
 import { deletedRowCondition, visibleCondition } from './visibility.js';
@@ -40,9 +40,15 @@ export function encodeCursor(snapshot: string): string {
   return CURSOR_PREFIX + Buffer.from(snapshot, 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string): string {
+/** The Postgres snapshot (`xmin:xmax:xip`) a cursor holds, or undefined when it is not one this server issues. */
+export function cursorSnapshot(cursor: string): string | undefined {
   const snapshot = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
-  if (!/^\d+:\d+:(\d+(,\d+)*)?$/.test(snapshot)) {
+  return /^\d+:\d+:(\d+(,\d+)*)?$/.test(snapshot) ? snapshot : undefined;
+}
+
+export function decodeCursor(cursor: string): string {
+  const snapshot = cursorSnapshot(cursor);
+  if (snapshot === undefined) {
     throw new ServerError('cursor_expired', 'the cursor is not one this server issued (another deployment, or damaged); pull again with cursor null to resync');
   }
   return snapshot;
@@ -52,46 +58,64 @@ export function decodeCursor(cursor: string): string {
 export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
   await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
   const prev = cursor === null ? null : decodeCursor(cursor);
-  // One REPEATABLE READ snapshot for everything read. Its opening (the
-  // snapshot, this client's last mutation, the retention check and the
-  // changes since the cursor) goes as one script: a round trip costs more
-  // than the statements it carries. The snapshot text was checked by
-  // decodeCursor (digits, colons and commas only).
+  // One REPEATABLE READ snapshot for everything read, opened together with
+  // the retention check and the changes since the cursor. The snapshot text
+  // was checked by decodeCursor (digits, colons and commas only).
   return deps.sql.session(async (s) => {
     const at = lit(prev ?? '');
-    const opened = await s.script(
-      [
-        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-        // The visibility subqueries make the planner's estimates large enough
-        // to trigger JIT compilation, which costs more than the queries.
-        deps.sql.kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
-        'SELECT pg_current_snapshot()::text AS s',
-        `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
-        prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
-        prev === null
-          ? 'SELECT 1'
-          : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
-              WHERE xid >= pg_snapshot_xmin(${at}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${at}::pg_snapshot)
-              ORDER BY tbl, row_id, seq DESC`,
-      ].join(';\n'),
-    );
-    const snap = opened[2]?.[0]?.['s'];
-    const snapshot = typeof snap === 'string' ? snap : '';
-    const last = opened[3]?.[0]?.['mutation_id'];
-    if (opened[4]?.[0]?.['expired'] === true) {
+    const opened = await openSnapshot(s, deps.sql.kind, clientId, [
+      prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+      prev === null
+        ? 'SELECT 1'
+        : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
+            WHERE xid >= pg_snapshot_xmin(${at}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${at}::pg_snapshot)
+            ORDER BY tbl, row_id, seq DESC`,
+    ]);
+    if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
     }
-    const found = prev === null ? await everything(s, deps.schema, identity.userId) : await since(s, deps.schema, identity.userId, prev, (opened[5] ?? []) as unknown as ChangedRow[]);
+    const found = prev === null ? await everything(s, deps.schema, identity.userId) : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as ChangedRow[]);
     const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
     await s.script('COMMIT');
-    return { cursor: encodeCursor(snapshot), reset: prev === null, changes, hasMore: false, lastMutationId: typeof last === 'string' ? last : null };
+    return { cursor: opened.cursor, reset: prev === null, changes, hasMore: false, lastMutationId: opened.lastMutationId };
   });
+}
+
+/**
+ * Opens a pull's REPEATABLE READ snapshot in one script: the snapshot
+ * (the next cursor), this client's last mutation, and `statements` (their
+ * rows come back in `results`, in order). A round trip costs more than the
+ * statements it carries.
+ */
+export async function openSnapshot(s: SqlSession, kind: Sql['kind'], clientId: string, statements: readonly string[] = []): Promise<{ cursor: string; lastMutationId: string | null; results: Record<string, unknown>[][] }> {
+  const opened = await s.script(
+    [
+      'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      // The visibility subqueries make the planner's estimates large enough
+      // to trigger JIT compilation, which costs more than the queries.
+      kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
+      // Rows read through a cursor are all read: plan for the whole result,
+      // not (as by default) for its first tenth.
+      'SET LOCAL cursor_tuple_fraction = 1.0',
+      'SELECT pg_current_snapshot()::text AS s',
+      `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
+      ...statements,
+    ].join(';\n'),
+  );
+  const snap = opened[3]?.[0]?.['s'];
+  const last = opened[4]?.[0]?.['mutation_id'];
+  return { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), lastMutationId: typeof last === 'string' ? last : null, results: opened.slice(5) };
+}
+
+/** Every row of `t` the user may see, parents first by id order (a whole table: the bulk form of the visibility check). */
+export function visibleRowsSql(schema: Schema, t: TableModel, user: string): string {
+  return `SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(schema, t, 'r', user, { bulk: true })} ORDER BY r.${q(t.primaryKey)}`;
 }
 
 async function everything(tx: SqlQueryable, schema: Schema, userId: string): Promise<Change[]> {
   const out: Change[] = [];
   for (const t of schema.syncedTables) {
-    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE ${visibleCondition(schema, t, 'r', '$1', { bulk: true })} ORDER BY r.${q(t.primaryKey)}`, [userId]);
+    const rows = await tx.query(visibleRowsSql(schema, t, '$1'), [userId]);
     out.push(...upserts(t, rows));
   }
   return out;

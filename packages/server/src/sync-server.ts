@@ -1,5 +1,6 @@
 import type { Schema } from '@dovetail/schema';
 import { parsePullRequest, parsePushRequest, PROTOCOL_VERSION } from '@dovetail/protocol';
+import type { PullRequest } from '@dovetail/protocol';
 import type { Authenticator, Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { defaultIdentityRow } from './identity.js';
@@ -9,7 +10,7 @@ import type { Logger } from './logger.js';
 import { pull } from './pull.js';
 import { STREAM_CHUNK_ROWS, streamFirstSync } from './pull-stream.js';
 import type { PullSink } from './pull-stream.js';
-import type { PullResult } from './pull.js';
+import type { PullDeps, PullResult } from './pull.js';
 import { push } from './push.js';
 import type { MutationResult, PushLimits } from './push.js';
 import { setupDatabase } from './setup.js';
@@ -20,7 +21,7 @@ export interface SyncServerOptions {
   readonly sql: Sql;
   readonly authenticate: Authenticator;
   readonly limits?: Partial<PushLimits>;
-  /** Rows per chunk of a streamed first sync (default 5,000). */
+  /** Rows per chunk of a streamed first sync (default 10,000). */
   readonly streamChunkRows?: number;
   /** Columns of a new user's identity row, from their token (default: `name` from the claims). */
   readonly identityRow?: IdentityRow;
@@ -79,9 +80,8 @@ export class SyncServer {
 
   /** A pull for an identity already verified (by the transport). */
   async pullFor(identity: Identity, body: unknown): Promise<PullResult> {
-    const request = parsePullRequest(body);
-    this.#checkSchema(request.schemaVersion);
-    return pull({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, request.cursor, request.refresh ?? []);
+    const request = this.#pullRequest(body);
+    return pull(this.#pullDeps, identity, request.clientId, request.cursor, request.refresh ?? []);
   }
 
   /**
@@ -92,13 +92,22 @@ export class SyncServer {
    * to read, so it is not streamed there.)
    */
   async pullTo(identity: Identity, body: unknown, write: PullSink): Promise<void> {
-    const request = parsePullRequest(body);
-    this.#checkSchema(request.schemaVersion);
+    const request = this.#pullRequest(body);
     if (request.cursor === null && this.sql.kind === 'postgres') {
-      await streamFirstSync({ sql: this.sql, schema: this.schema, identityRow: this.#identityRow }, identity, request.clientId, write, this.#streamChunkRows);
+      await streamFirstSync(this.#pullDeps, identity, request.clientId, write, this.#streamChunkRows);
       return;
     }
-    await write(JSON.stringify(await this.pullFor(identity, body)));
+    await write(JSON.stringify(await pull(this.#pullDeps, identity, request.clientId, request.cursor, request.refresh ?? [])));
+  }
+
+  #pullRequest(body: unknown): PullRequest {
+    const request = parsePullRequest(body);
+    this.#checkSchema(request.schemaVersion);
+    return request;
+  }
+
+  get #pullDeps(): PullDeps {
+    return { sql: this.sql, schema: this.schema, identityRow: this.#identityRow };
   }
 
   #checkSchema(version: number): void {

@@ -41,15 +41,7 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
     }
   };
 
-  const owned = (t: TableModel, a: string, depth: number): string => {
-    if (depth > MAX_DEPTH) return 'FALSE';
-    const o = t.owner;
-    if (o.kind === 'column') return `${a}.${q(o.column)} = ${user}`;
-    const fk = t.foreignKeys.find((k) => k.column === o.column);
-    const parent = schema.table(o.table);
-    const p = next();
-    return `EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = ${a}.${q(o.column)} AND ${owned(parent, p, depth + 1)})`;
-  };
+  const owned = (t: TableModel, a: string, depth: number): string => ownedCondition(schema, t, a, user, next, depth);
 
   /**
    * The row's own rule, and every parent it points at closed too. Keys to
@@ -121,6 +113,20 @@ export function visibleCondition(schema: Schema, table: TableModel, alias: strin
 }
 
 /**
+ * The row aliased `a` of `t` belongs to the user: its owner column, or up
+ * the chain of `through` owners. `next` names the subqueries' aliases.
+ */
+function ownedCondition(schema: Schema, t: TableModel, a: string, user: string, next: () => string, depth: number): string {
+  if (depth > MAX_DEPTH) return 'FALSE';
+  const o = t.owner;
+  if (o.kind === 'column') return `${a}.${q(o.column)} = ${user}`;
+  const fk = t.foreignKeys.find((k) => k.column === o.column);
+  const parent = schema.table(o.table);
+  const p = next();
+  return `EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = ${a}.${q(o.column)} AND ${ownedCondition(schema, parent, p, user, next, depth + 1)})`;
+}
+
+/**
  * Whether a row that is gone (its last values in `oldRow`, jsonb) may have
  * been visible to the user, so that its delete is sent to them and to no
  * one else (a delete names an id, and ids are not for everyone):
@@ -147,23 +153,13 @@ export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 
     const ref = fk?.refColumn ?? parent.primaryKey;
     const p = next();
     const c = next();
-    const now = rule === 'visible' ? visibleCondition(schema, parent, p, user) : ownedBy(parent, p);
+    const now = rule === 'visible' ? visibleCondition(schema, parent, p, user) : ownedCondition(schema, parent, p, user, next, depth + 1);
     const then = depth >= MAX_DEPTH ? 'FALSE' : rule === 'visible' ? was(parent, `${c}.old_row`, depth + 1) : ownedThen(parent, `${c}.old_row`, depth + 1);
     return `(EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(ref)} = ${field(img, column)} AND ${now})
       OR (NOT EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(ref)} = ${field(img, column)})
           AND EXISTS (SELECT 1 FROM _dovetail_changes ${c} WHERE ${c}.tbl = ${quoteLiteral(parent.name)} AND ${c}.row_id = ${field(img, column)} AND ${c}.old_row IS NOT NULL AND ${then})))`;
   };
 
-  /** Owned by the user, for a current row (alias `a`). */
-  const ownedBy = (t: TableModel, a: string): string => {
-    // The owner of a row that is there is what ownership says now.
-    const o = t.owner;
-    if (o.kind === 'column') return `${a}.${q(o.column)} = ${user}`;
-    const parent = schema.table(o.table);
-    const fk = t.foreignKeys.find((k) => k.column === o.column);
-    const p = next();
-    return `EXISTS (SELECT 1 FROM ${q(parent.name)} ${p} WHERE ${p}.${q(fk?.refColumn ?? parent.primaryKey)} = ${a}.${q(o.column)} AND ${ownedBy(parent, p)})`;
-  };
 
   /** Owned by the user, judged from a row's last values. */
   const ownedThen = (t: TableModel, img: string, depth: number): string => {

@@ -19,7 +19,7 @@ async function demoToken(user: DemoUser, secret: string): Promise<string> {
     .sign(new TextEncoder().encode(secret));
 }
 
-function banner(url: string, database: string, users: readonly { user: DemoUser; token: string }[], secretGiven: boolean): string {
+function banner(url: string, database: string, schemaVersion: number, users: readonly { user: DemoUser; token: string }[], secretGiven: boolean): string {
   const lines = [
     '',
     `Dovetail dev server on ${url}`,
@@ -36,7 +36,7 @@ function banner(url: string, database: string, users: readonly { user: DemoUser;
         '',
         `Try a pull as ${first.user.name}:`,
         `  curl -s ${url}/v1/pull -H 'authorization: Bearer ${first.token}' -H 'content-type: application/json' \\`,
-        `    -d '{"protocolVersion":1,"clientId":"curl","schemaVersion":SCHEMA_VERSION,"cursor":null}'`,
+        `    -d '{"protocolVersion":1,"clientId":"curl","schemaVersion":${schemaVersion},"cursor":null}'`,
       );
     }
   }
@@ -64,7 +64,7 @@ example:
     try {
       const users = seed ? await seed(serving.database.sql, serving.schema) : [];
       const withTokens = await Promise.all(users.map(async (user) => ({ user, token: await demoToken(user, secret) })));
-      io.stderr.write(banner(serving.server.url, serving.database.description, withTokens, given !== undefined).replace('SCHEMA_VERSION', String(serving.schema.version)));
+      io.stderr.write(banner(serving.server.url, serving.database.description, serving.schema.version, withTokens, given !== undefined));
     } catch (error) {
       await serving.close();
       throw error;

@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isPostgresUrl, redactUrl } from '../postgres-url.js';
 import { DoctorError } from './errors.js';
 import type { DoctorTarget } from './types.js';
 
@@ -14,9 +15,7 @@ export function parseTarget(argument: string, cwd: string = process.cwd()): Doct
   const arg = argument.trim();
   if (arg === '') throw new DoctorError('wrong_target', 'no database given', 'give the path of a SQLite file or a postgres:// URL');
   if (/^postgres(?:ql)?:\/\//i.test(arg)) {
-    try {
-      new URL(arg);
-    } catch {
+    if (!isPostgresUrl(arg)) {
       throw new DoctorError('bad_url', `not a valid Postgres URL: ${redactUrl(arg)}`, 'write it as postgres://user:password@host:5432/database');
     }
     return { kind: 'postgres', url: arg };
@@ -42,8 +41,4 @@ export function describeTarget(target: DoctorTarget): string {
   if ('url' in target) return redactUrl(target.url);
   if ('dataDir' in target) return `embedded Postgres in ${target.dataDir}`;
   return target.sql.kind === 'embedded' ? 'embedded Postgres' : 'Postgres (open connection)';
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
 }

@@ -1,9 +1,10 @@
-import { embeddedSql, postgresSql } from '@dovetail/server';
+import { postgresSql } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
-import { lockDataDir } from '../../data-dir-lock.js';
+import { openEmbedded } from '../../data-dir-lock.js';
+import { CliError } from '../../errors.js';
+import { isPostgresUrl, redactUrl } from '../../postgres-url.js';
 import { DoctorError, messageOf } from '../errors.js';
 import type { DoctorDb } from '../orphans.js';
-import { redactUrl } from '../target.js';
 import type { DoctorTarget } from '../types.js';
 
 /** How long to wait for a server before calling it unreachable. */
@@ -18,20 +19,16 @@ export interface OpenPostgres {
 export async function openPostgres(target: Extract<DoctorTarget, { kind: 'postgres' }>): Promise<OpenPostgres> {
   if ('sql' in target) return { sql: target.sql, close: () => Promise.resolve() };
   if ('dataDir' in target) {
-    const unlock = lockDataDir(target.dataDir);
     try {
-      const sql = await embeddedSql(target.dataDir);
-      return { sql, close: () => sql.close().finally(unlock) };
+      const sql = await openEmbedded(target.dataDir);
+      return { sql, close: () => sql.close() };
     } catch (error) {
-      unlock();
+      if (error instanceof CliError) throw error;
       throw new DoctorError('cannot_open', `cannot open the embedded Postgres in ${target.dataDir}: ${messageOf(error)}`, 'stop the dovetail server that uses it first (one process at a time), or check the directory');
     }
   }
   const shown = redactUrl(target.url);
-  try {
-    const u = new URL(target.url);
-    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('not postgres');
-  } catch {
+  if (!isPostgresUrl(target.url)) {
     throw new DoctorError('bad_url', `not a valid Postgres URL: ${shown}`, 'write it as postgres://user:password@host:5432/database');
   }
   let timer: NodeJS.Timeout | undefined;

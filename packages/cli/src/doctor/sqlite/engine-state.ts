@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { databaseFileName, ENGINE_META_TABLE, ENGINE_OUTBOX_TABLE, ENGINE_REJECTED_TABLE, MetaKey } from '@dovetail/client';
 import { quoteIdent as q } from '@dovetail/schema';
+import { cursorSnapshot } from '@dovetail/server';
 import type { Expected } from '../expected.js';
 import { ageText, plural, shown } from '../format.js';
 import type { IdentityToCreate } from '../plan-rows.js';
@@ -15,7 +16,6 @@ import type { SqliteHandle } from './connection.js';
 export const DEVICE_META = ENGINE_META_TABLE;
 const OUTBOX = ENGINE_OUTBOX_TABLE;
 const REJECTED = ENGINE_REJECTED_TABLE;
-const CURSOR_PREFIX = 'v1.';
 
 export interface DeviceState {
   readonly isDevice: boolean;
@@ -30,13 +30,6 @@ export function readDeviceMeta(db: SqliteHandle, shape: DbShape): DeviceState {
   const meta = new Map((db.prepare(`SELECT key, value FROM ${DEVICE_META}`).all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
   const version = meta.get(MetaKey.SchemaVersion);
   return { isDevice: true, owner: meta.get(MetaKey.Owner), snapshot: meta.get(MetaKey.SchemaSnapshot), schemaVersion: version === undefined ? undefined : Number(version) };
-}
-
-/** The snapshot inside a cursor (`v1.` + base64url of `xmin:xmax:xip`), or undefined when it is not one. */
-function cursorSnapshot(cursor: string): string | undefined {
-  if (!cursor.startsWith(CURSOR_PREFIX)) return undefined;
-  const s = Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8');
-  return /^\d+:\d+:(\d+(,\d+)*)?$/.test(s) ? s : undefined;
 }
 
 /** Owner, outbox, refused mutations, cursor and migration state of a device file. */
