@@ -4,10 +4,9 @@ import type { SqlQueryable } from './sql.js';
 import { deletedRowCondition, visibleCondition } from './visibility.js';
 
 /**
- * Who should be poked about a batch of committed changes. The capture
- * trigger announces each changed row as `op:table:id` (or `*:table` once a
- * transaction has announced many rows); the poke service gathers a tick's
- * worth and asks the database which of the connected users may see them,
+ * Who should be poked about a batch of committed changes. The poke service
+ * reads a tick's worth from the change log (`change-feed.ts`) and asks the
+ * database which of the connected users may see them,
  * with the same visibility rules pulls use. A poke only says "pull now", so
  * erring towards poking too many is safe, and missing one only delays a
  * device until its next scheduled sync.
@@ -17,7 +16,7 @@ export interface Announced {
   readonly current: Map<string, Set<string>>;
   /** Rows updated or deleted: judged by their previous image, so a device that loses a row hears about it. */
   readonly previous: Map<string, Set<string>>;
-  /** Tables announced as a whole: everyone who may see any of their rows. */
+  /** Tables changed in bulk, named as a whole: everyone who may see any of their rows. */
   readonly whole: Set<string>;
 }
 
@@ -31,20 +30,14 @@ function add(map: Map<string, Set<string>>, table: string, id: string): void {
   ids.add(id);
 }
 
-/** Records one notification payload; anything unreadable counts as its whole table (or is ignored if it names no table). */
-export function recordAnnouncement(into: Announced, payload: string): void {
-  const first = payload.indexOf(':');
-  const second = first === -1 ? -1 : payload.indexOf(':', first + 1);
-  const op = payload.slice(0, first);
-  if (op === '*' || second === -1) {
-    const table = first === -1 ? payload : payload.slice(first + 1);
-    if (table) into.whole.add(table);
-    return;
-  }
-  const table = payload.slice(first + 1, second);
-  const id = payload.slice(second + 1);
-  if (op !== 'D') add(into.current, table, id);
-  if (op !== 'I') add(into.previous, table, id);
+/**
+ * Notes one changed row: an inserted row is judged by its current row; an
+ * updated or deleted one (the change log kept its previous image) by both,
+ * since a row that is gone now simply matches nothing as it is.
+ */
+export function noteChange(into: Announced, table: string, id: string, kind: 'inserted' | 'updated'): void {
+  add(into.current, table, id);
+  if (kind === 'updated') add(into.previous, table, id);
 }
 
 /**

@@ -126,6 +126,7 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       server.closeIdleConnections();
       await pokes.close();
       await idle;
+      await sync.settled();
       // Requests in flight have been answered. A kept-alive connection that
       // became idle meanwhile, or one whose body was not read to the end,
       // would otherwise hold the port open until the client gives up on it.

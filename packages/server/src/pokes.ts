@@ -3,8 +3,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { parseClientMessage, PROTOCOL_VERSION, ProtocolError } from '@dovetail/protocol';
-import { audienceOf, emptyAnnounced, recordAnnouncement } from './audience.js';
-import type { Announced } from './audience.js';
+import { audienceOf } from './audience.js';
+import { ChangeFeed } from './change-feed.js';
 import { ServerError } from './errors.js';
 import { changesChannel, currentSchema } from './setup.js';
 import type { SyncServer } from './sync-server.js';
@@ -14,9 +14,10 @@ const CLOSE_TIMEOUT_MS = 2_000;
 
 /**
  * Pokes: a WebSocket per device, bound to the user of the token it said
- * hello with. Committed changes arrive through Postgres LISTEN/NOTIFY, so a
- * write through any server instance (or straight into Postgres) pokes every
- * instance's devices.
+ * hello with. Commits are signalled through Postgres LISTEN/NOTIFY, so a
+ * write through any server instance (or straight into Postgres) wakes every
+ * instance, which reads what changed from the change log and pokes the
+ * devices of the users who may see it.
  */
 export class Pokes {
   readonly #sync: SyncServer;
@@ -26,20 +27,27 @@ export class Pokes {
   /** Every open socket, welcomed or not (closed on shutdown). */
   readonly #all = new Set<WebSocket>();
   #unlisten: (() => Promise<void>) | undefined;
-  /** Changes announced since the last flush began. */
-  #pending: Announced | undefined;
-  /** The flush under way (one at a time: the next waits and takes everything that came meanwhile). */
+  readonly #feed: ChangeFeed;
+  /** A signal came since the last flush began. */
+  #pending = false;
+  /** The flush under way (one at a time: the next waits and reads everything that committed meanwhile). */
   #flushing: Promise<void> | undefined;
   #closed = false;
   #sent = 0;
 
-  private constructor(sync: SyncServer) {
+  private constructor(sync: SyncServer, feed: ChangeFeed) {
     this.#sync = sync;
+    this.#feed = feed;
   }
 
   static async start(sync: SyncServer): Promise<Pokes> {
-    const pokes = new Pokes(sync);
-    pokes.#unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), (payload) => pokes.#changed(payload));
+    // Listening first: a commit between the two is then both read and signalled.
+    let pokes: Pokes | undefined;
+    let early = false;
+    const unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), () => (pokes ? pokes.#changed() : (early = true)));
+    pokes = new Pokes(sync, await ChangeFeed.open(sync.sql));
+    pokes.#unlisten = unlisten;
+    if (early) pokes.#changed();
     return pokes;
   }
 
@@ -95,35 +103,32 @@ export class Pokes {
     });
   }
 
-  /** Gathers the notifications of one tick, then pokes the devices whose users may see a change. */
-  #changed(payload: string): void {
-    if (this.#closed) return;
-    if (!this.#pending) {
-      this.#pending = emptyAnnounced();
-      if (!this.#flushing) setImmediate(() => this.#startFlush());
-    }
-    recordAnnouncement(this.#pending, payload);
+  /** Gathers the signals of one tick, then reads what committed and pokes the devices whose users may see it. */
+  #changed(): void {
+    if (this.#closed || this.#pending) return;
+    this.#pending = true;
+    if (!this.#flushing) setImmediate(() => this.#startFlush());
   }
 
   #startFlush(): void {
-    const batch = this.#pending;
-    this.#pending = undefined;
-    if (!batch || this.#closed) return;
-    this.#flushing = this.#flush(batch).finally(() => {
+    if (!this.#pending || this.#closed) return;
+    this.#pending = false;
+    this.#flushing = this.#flush().finally(() => {
       this.#flushing = undefined;
       if (this.#pending) setImmediate(() => this.#startFlush());
     });
   }
 
-  async #flush(batch: Announced): Promise<void> {
+  async #flush(): Promise<void> {
     const users = [...new Set(this.#sockets.values())];
-    if (users.length === 0) return;
     let audience: Set<string>;
     try {
-      audience = await audienceOf(this.#sync.sql, this.#sync.schema, batch, users);
+      if (users.length === 0) return await this.#feed.skip();
+      audience = await audienceOf(this.#sync.sql, this.#sync.schema, await this.#feed.read(), users);
     } catch (error) {
-      // A poke only says "pull now": if the audience cannot be worked out,
-      // everyone pulls rather than someone missing a change.
+      // A poke only says "pull now": if what changed, or who may see it,
+      // cannot be worked out, everyone pulls rather than someone missing a
+      // change. (The feed has not moved: the next read covers it again.)
       this.#sync.log.warn('could not work out who to poke; poking every device', { error: error instanceof Error ? error.message : String(error) });
       audience = new Set(users);
     }

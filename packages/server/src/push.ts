@@ -10,6 +10,7 @@ import type { IdentityRow } from './identity.js';
 import type { Logger } from './logger.js';
 import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
+import { QUIET_SETTING } from './setup.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
 
@@ -37,6 +38,11 @@ export interface PushDeps {
   readonly limits: PushLimits;
   readonly identityRow: IdentityRow;
   readonly log: Logger;
+  /**
+   * Called once a push has committed changes (its writes are quiet, so the
+   * poke service learns of them here, not from each commit).
+   */
+  readonly committed?: () => void;
 }
 
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock
@@ -59,10 +65,16 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   }
   await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId);
   const results: MutationResult[] = [];
-  for (let from = 0; from < input.mutations.length; from += MUTATIONS_PER_SESSION) {
-    const run = input.mutations.slice(from, from + MUTATIONS_PER_SESSION);
-    const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results));
-    if (!done) break; // a predecessor is not here yet
+  const applied = { count: 0 };
+  try {
+    for (let from = 0; from < input.mutations.length; from += MUTATIONS_PER_SESSION) {
+      const run = input.mutations.slice(from, from + MUTATIONS_PER_SESSION);
+      const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results, applied));
+      if (!done) break; // a predecessor is not here yet
+    }
+  } finally {
+    // Also when the request failed part way: what committed before is there to pull.
+    if (applied.count > 0) deps.committed?.();
   }
   return results;
 }
@@ -83,21 +95,35 @@ const MUTATIONS_PER_SESSION = 16;
  * mutation whose COMMIT was in it is kept, so the device simply pushes it
  * again. Resolves to false when a mutation's predecessor has not arrived.
  */
-async function processRun(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, run: readonly (Mutation & { prev?: string | null })[], results: MutationResult[]): Promise<boolean> {
+async function processRun(
+  deps: PushDeps,
+  s: SqlSession,
+  identity: Identity,
+  clientId: string,
+  run: readonly (Mutation & { prev?: string | null })[],
+  results: MutationResult[],
+  applied: { count: number },
+): Promise<boolean> {
   let carry = '';
+  let carried = 0;
   try {
     for (const m of run) {
       // Handed on: from here the next script carries it (sent once, whatever happens).
       const pending = carry;
       carry = '';
       const outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
+      applied.count += carried; // the script that carried its COMMIT went through
       carry = outcome.end;
+      carried = outcome.applied ? 1 : 0;
       if (!outcome.result) return false;
       results.push(outcome.result);
     }
     return true;
   } finally {
-    if (carry) await s.script(carry);
+    if (carry) {
+      await s.script(carry);
+      applied.count += carried;
+    }
   }
 }
 
@@ -106,6 +132,8 @@ interface Outcome {
   readonly result: MutationResult | undefined;
   /** The statements that end its transaction, sent with the next script. */
   readonly end: string;
+  /** Whether those statements commit the mutation's writes (not a replay, not a refusal). */
+  readonly applied?: boolean;
 }
 
 async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: string): Promise<Outcome> {
@@ -146,6 +174,8 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   // of a script sees what committed before it started).
   const open = [
     'BEGIN ISOLATION LEVEL READ COMMITTED',
+    // Its writes do not signal the poke service commit by commit (see QUIET_SETTING).
+    `SET LOCAL ${QUIET_SETTING} = 'on'`,
     `SELECT pg_advisory_xact_lock(hashtextextended(${client}, 42))`,
     'SAVEPOINT mutation',
     `SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = ${client} AND mutation_id IN (${ids})`,
@@ -180,7 +210,7 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   }
   if (!refusal) {
     const applied: MutationResult = { id: m.id, status: 'applied' };
-    return { result: applied, end: `${ledgerInsert(clientId, identity.userId, m.id, digest, applied)};\nCOMMIT` };
+    return { result: applied, end: `${ledgerInsert(clientId, identity.userId, m.id, digest, applied)};\nCOMMIT`, applied: true };
   }
   const rejected: MutationResult = {
     id: m.id,

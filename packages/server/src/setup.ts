@@ -3,20 +3,37 @@ import type { Schema } from '@dovetail/schema';
 import type { Sql, SqlQueryable } from './sql.js';
 
 /**
- * The channel on which committed changes are announced (payload
- * `op:table:id`, or `*:table` past ANNOUNCE_ROWS rows in one
- * transaction): one per Postgres schema, so apps in different schemas of
- * one database do not poke each other's devices.
+ * The channel on which commits of synced rows are signalled (empty
+ * payload): one per Postgres schema, so apps in different schemas of one
+ * database do not poke each other's devices. A signal only says "read the
+ * change log"; what changed, and who may see it, is read from
+ * `_dovetail_changes` (see `change-feed.ts`).
  */
 export function changesChannel(schemaName: string): string {
   return `dovetail_changes__${schemaName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
-/** Rows a transaction announces one by one before it announces whole tables. */
-export const ANNOUNCE_ROWS = 64;
+/** The same name, computed in SQL from a schema name expression. */
+function channelSql(schemaExpression: string): string {
+  return `left('dovetail_changes__' || regexp_replace(lower(${schemaExpression}), '[^a-z0-9_]', '_', 'g'), 63)`;
+}
 
-/** The same name, computed by the trigger. */
-const CHANNEL_SQL = `left('dovetail_changes__' || regexp_replace(lower(TG_TABLE_SCHEMA), '[^a-z0-9_]', '_', 'g'), 63)`;
+/**
+ * The setting under which writes do not signal row by row: the engine's
+ * own pushes set it (`SET LOCAL`) and signal once after they commit (see
+ * `change-signal.ts`), because every transaction that notifies takes a
+ * database-wide lock at commit, which would make concurrent pushes commit
+ * one at a time. Writes from any other code signal as they commit.
+ */
+export const QUIET_SETTING = 'dovetail.quiet';
+
+/** Signals the change channel of the connection's schema (the engine's writes, once committed). */
+export const SIGNAL_CHANGES_SQL = `SELECT pg_notify(${channelSql('current_schema()')}, '')`;
+
+/** The trigger's signal: once per transaction (identical notifications fold), unless the writer is quiet. */
+const SIGNAL_SQL = `IF current_setting('${QUIET_SETTING}', true) IS DISTINCT FROM 'on' THEN
+       PERFORM pg_notify(${channelSql('TG_TABLE_SCHEMA')}, '');
+     END IF;`;
 
 /** The schema the connection works in (where setup created the tables). */
 export async function currentSchema(sql: SqlQueryable): Promise<string> {
@@ -35,9 +52,9 @@ export async function currentSchema(sql: SqlQueryable): Promise<string> {
  *   a later mutation that needs one is refused with `parent_rejected`;
  * - `_dovetail_meta`: key/value settings (the pruning watermark).
  *
- * The capture trigger also calls `pg_notify` for each changed row, which
- * Postgres delivers at commit (once per table and transaction) to every
- * listening server instance.
+ * The capture trigger also signals the change channel (`pg_notify`, which
+ * Postgres delivers at commit) to every listening server instance, unless
+ * the writer is the engine's push, which signals after its commits.
  */
 const ENGINE_DDL = [
   `CREATE TABLE IF NOT EXISTS _dovetail_meta (key text PRIMARY KEY, value text NOT NULL)`,
@@ -70,38 +87,24 @@ const ENGINE_DDL = [
      row_id text NOT NULL,
      PRIMARY KEY (client_id, tbl, row_id)
    )`,
-  // Announces one changed row, as `op:table:id` (op I, U or D), so the
-  // poke service can work out who may see it. A transaction writing many
-  // rows announces the first ANNOUNCE_ROWS one by one and then only
-  // `*:table` (Postgres folds identical notifications of a transaction),
-  // so a bulk write does not flood the listeners. An id too long for a
-  // notification (8,000 bytes at most) announces its table too.
-  `CREATE OR REPLACE FUNCTION _dovetail_announce(channel text, op text, tbl text, row_id text) RETURNS void LANGUAGE plpgsql AS $$
-   DECLARE
-     n integer := coalesce(nullif(current_setting('dovetail.announced', true), ''), '0')::integer;
-   BEGIN
-     IF n < ${ANNOUNCE_ROWS} AND octet_length(row_id) <= 4000 THEN
-       PERFORM set_config('dovetail.announced', (n + 1)::text, true);
-       PERFORM pg_notify(channel, op || ':' || tbl || ':' || row_id);
-     ELSE
-       PERFORM pg_notify(channel, '*:' || tbl);
-     END IF;
-   END $$`,
+  // Records one changed row; signals the commit unless the writer is the
+  // engine's push (QUIET_SETTING), which signals once for many commits.
+  // Postgres delivers identical notifications of a transaction once.
   `CREATE OR REPLACE FUNCTION _dovetail_capture() RETURNS trigger LANGUAGE plpgsql AS $$
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
-       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.id::text);
-       RETURN OLD;
+     ELSE
+       IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
+         INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+       END IF;
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
      END IF;
-     IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
-       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.id::text);
-     END IF;
-     INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
-     PERFORM _dovetail_announce(${CHANNEL_SQL}, left(TG_OP, 1), TG_TABLE_NAME, NEW.id::text);
-     RETURN NEW;
+     ${SIGNAL_SQL}
+     RETURN NULL;
    END $$`,
+  // Older versions announced each row through this function.
+  `DROP FUNCTION IF EXISTS _dovetail_announce(text, text, text, text)`,
 ];
 
 /**
@@ -122,12 +125,11 @@ export function captureDdl(table: string, primaryKey: string): string[] {
    BEGIN
      IF TG_OP = 'DELETE' THEN
        INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
-       PERFORM _dovetail_announce(${CHANNEL_SQL}, 'D', TG_TABLE_NAME, OLD.${q(primaryKey)}::text);
-       RETURN OLD;
+     ELSE
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
      END IF;
-     INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
-     PERFORM _dovetail_announce(${CHANNEL_SQL}, left(TG_OP, 1), TG_TABLE_NAME, NEW.${q(primaryKey)}::text);
-     RETURN NEW;
+     ${SIGNAL_SQL}
+     RETURN NULL;
    END $$`);
   }
   ddl.push(

@@ -2,6 +2,7 @@ import type { Schema } from '@dovetail/schema';
 import { parsePullRequest, parsePushRequest, PROTOCOL_VERSION } from '@dovetail/protocol';
 import type { PullRequest } from '@dovetail/protocol';
 import type { Authenticator, Identity } from './auth.js';
+import { ChangeSignal } from './change-signal.js';
 import { ServerError } from './errors.js';
 import { defaultIdentityRow } from './identity.js';
 import type { IdentityRow } from './identity.js';
@@ -42,6 +43,7 @@ export class SyncServer {
   readonly #authenticate: Authenticator;
   readonly #identityRow: IdentityRow;
   readonly #streamChunkRows: number;
+  readonly #signal: ChangeSignal;
 
   constructor(options: SyncServerOptions) {
     this.schema = options.schema;
@@ -51,6 +53,12 @@ export class SyncServer {
     this.#authenticate = options.authenticate;
     this.#identityRow = options.identityRow ?? defaultIdentityRow;
     this.#streamChunkRows = options.streamChunkRows ?? STREAM_CHUNK_ROWS;
+    this.#signal = new ChangeSignal(this.sql, this.log);
+  }
+
+  /** Resolves once the signals of committed pushes have been sent (before the database is closed). */
+  settled(): Promise<void> {
+    return this.#signal.settled();
   }
 
   /** Creates missing tables, the engine tables and the capture triggers. */
@@ -70,7 +78,8 @@ export class SyncServer {
   async pushFor(identity: Identity, body: unknown): Promise<{ results: MutationResult[] }> {
     const request = parsePushRequest(body);
     this.#checkSchema(request.schemaVersion);
-    const results = await push({ sql: this.sql, schema: this.schema, limits: this.limits, identityRow: this.#identityRow, log: this.log }, identity, request);
+    const deps = { sql: this.sql, schema: this.schema, limits: this.limits, identityRow: this.#identityRow, log: this.log, committed: () => this.#signal.signal() };
+    const results = await push(deps, identity, request);
     return { results };
   }
 

@@ -10,7 +10,7 @@
  * 1.0 is as fast as the raw drivers, 0.5 is half as fast. A metric may also
  * carry an absolute target, checked as well.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -133,3 +133,43 @@ export function removeTempDirs(): void {
 process.on('exit', removeTempDirs);
 process.once('SIGINT', () => process.exit(130));
 process.once('SIGTERM', () => process.exit(143));
+
+// ------------------------------------------------------------------ CPU use
+
+/** CPU time spent since a `cpuMeter()` started, in ms: by this process, and by every other process on the machine (the database server, mostly). */
+export interface CpuSpent {
+  readonly processMs: number;
+  /** Undefined where the machine's total is unknown (no `/proc/stat`). */
+  readonly othersMs: number | undefined;
+}
+
+function machineBusyMs(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    const ticks = [user, nice, system, irq, softirq, steal].reduce<number>((sum, v) => sum + (v ?? 0), 0);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts counting CPU time. On a shared machine of few cores, where the
+ * engine and the database compete for the same cores, CPU time per row says
+ * more about cost than elapsed time does.
+ */
+export function cpuMeter(): () => CpuSpent {
+  const usage = process.cpuUsage();
+  const busy = machineBusyMs();
+  return () => {
+    const spent = process.cpuUsage(usage);
+    const processMs = (spent.user + spent.system) / 1000;
+    const now = machineBusyMs();
+    return { processMs, othersMs: now === undefined || busy === undefined ? undefined : Math.max(0, now - busy - processMs) };
+  };
+}
+
+export function describeCpu(spent: CpuSpent): string {
+  return `CPU ${Math.round(spent.processMs)} ms here${spent.othersMs === undefined ? '' : `, ${Math.round(spent.othersMs)} ms in other processes`}`;
+}

@@ -22,7 +22,7 @@
 import type pg from 'pg';
 import { quoteIdent as q } from '@dovetail/schema';
 import type { Benchmark, BenchContext, Measurement } from './harness.js';
-import { median } from './harness.js';
+import { cpuMeter, describeCpu, median } from './harness.js';
 import { createBenchWorld, newProbe, syncRetrying } from './world.js';
 import type { BenchDevice, BenchWorld, TransportProbe } from './world.js';
 
@@ -181,17 +181,21 @@ export const push: Benchmark = {
         const engineSide = async (): Promise<void> => {
           const rows = devices.map((_, d) => rowsFor(`e${round}`, d, n));
           await fillOutboxes(devices, rows);
+          const cpu = cpuMeter();
           const ms = await pushAll(devices, (message) => ctx.log(message));
+          const spent = describeCpu(cpu());
           engineRows += DEVICES * n;
           if (measured) engineMs.push(ms);
-          ctx.log(`${label}: engine ${DEVICES} x ${n} rows in ${Math.round(ms)} ms (${Math.round((DEVICES * n) / (ms / 1000))} rows/s; ${requestSplit()})`);
+          ctx.log(`${label}: engine ${DEVICES} x ${n} rows in ${Math.round(ms)} ms (${Math.round((DEVICES * n) / (ms / 1000))} rows/s; ${requestSplit()}; ${spent})`);
         };
         const rawSide = async (): Promise<void> => {
           const rows = devices.map((_, d) => rowsFor(`r${round}`, d, n));
+          const cpu = cpuMeter();
           const ms = await rawInsertAll(world, connections, rows);
+          const spent = describeCpu(cpu());
           rawRows += DEVICES * n;
           if (measured) rawMs.push(ms);
-          ctx.log(`${label}: raw    ${DEVICES} x ${n} rows in ${Math.round(ms)} ms (${Math.round((DEVICES * n) / (ms / 1000))} rows/s)`);
+          ctx.log(`${label}: raw    ${DEVICES} x ${n} rows in ${Math.round(ms)} ms (${Math.round((DEVICES * n) / (ms / 1000))} rows/s; ${spent})`);
         };
         if (round % 2 === 0) {
           await engineSide();
