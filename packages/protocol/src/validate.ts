@@ -108,7 +108,7 @@ export function parsePullResponse(body: unknown): PullResponse {
   onlyFields(obj, '', ['cursor', 'reset', 'changes', 'hasMore', 'lastMutationId']);
   const cursor = cursorText(field(obj, '', 'cursor'), 'cursor');
   const reset = boolean(field(obj, '', 'reset'), 'reset');
-  const changes = list(field(obj, '', 'changes'), 'changes', change);
+  const changes = changeList(field(obj, '', 'changes'));
   const hasMore = boolean(field(obj, '', 'hasMore'), 'hasMore');
   const rawLast = field(obj, '', 'lastMutationId');
   const lastMutationId = rawLast === null ? null : id(rawLast, 'lastMutationId');
@@ -262,16 +262,57 @@ function refreshKey(value: unknown, path: string): RefreshKey {
   return { table, id: rowId, deep: boolean(obj['deep'], `${path}.deep`) };
 }
 
-function change(value: unknown, path: string): Change {
-  // A well-formed upsert (nearly every change of a first sync) is checked
-  // without building the path strings that only a failure needs.
-  if (isPlainObject(value) && value['op'] === ChangeKind.Upsert && isPlainObject(value['row'])) {
-    const table = value['table'];
-    const keys = Object.keys(value);
-    if (typeof table === 'string' && keys.length === 3 && Object.hasOwn(value, 'op') && Object.hasOwn(value, 'table') && Object.hasOwn(value, 'row') && isIdentifier(table)) {
-      return { op: ChangeKind.Upsert, table, row: row(value['row'], `${path}.row`) };
-    }
+/**
+ * The changes of a pull. A well-formed upsert (nearly every change of a
+ * first sync, which may carry hundreds of thousands) is checked in place
+ * and kept as it is, without a copy and without building the path strings
+ * that only a failure needs; anything else goes through `change`, which
+ * names what is wrong.
+ */
+function changeList(value: unknown): Change[] {
+  if (!Array.isArray(value)) fail('changes', `must be an array, got ${describe(value)}`);
+  const out = new Array<Change>(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const v: unknown = value[i];
+    if (isWellFormedUpsert(v)) out[i] = v;
+    else if (!Object.hasOwn(value, i)) fail(item('changes', i), 'is a hole in a sparse array, which JSON cannot hold');
+    else out[i] = change(v, item('changes', i));
   }
+  return out;
+}
+
+/** Names (of tables and columns) already matched against the identifier pattern. */
+const knownNames = new Set<string>();
+const KNOWN_NAMES_MAX = 10_000;
+
+function isKnownName(name: string): boolean {
+  if (knownNames.has(name)) return true;
+  if (!isIdentifier(name)) return false;
+  if (knownNames.size < KNOWN_NAMES_MAX) knownNames.add(name);
+  return true;
+}
+
+/** An upsert of scalars with valid names: the common case, checked without allocating. */
+function isWellFormedUpsert(value: unknown): value is Change {
+  if (!isPlainObject(value) || value['op'] !== ChangeKind.Upsert) return false;
+  const table = value['table'];
+  const row = value['row'];
+  if (typeof table !== 'string' || !isPlainObject(row) || !isKnownName(table)) return false;
+  let fields = 0;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) return false;
+    fields++;
+  }
+  if (fields !== 3 || !Object.hasOwn(value, 'op') || !Object.hasOwn(value, 'table') || !Object.hasOwn(value, 'row')) return false;
+  for (const key in row) {
+    if (!Object.hasOwn(row, key) || !isKnownName(key)) return false;
+    const v = row[key];
+    if (!(v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && !UNSTORABLE_PATTERN.test(v)))) return false;
+  }
+  return true;
+}
+
+function change(value: unknown, path: string): Change {
   const obj = record(value, path);
   const kind = field(obj, path, 'op');
   if (typeof kind !== 'string' || !CHANGE_KINDS.includes(kind)) {

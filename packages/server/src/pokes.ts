@@ -41,13 +41,10 @@ export class Pokes {
   }
 
   static async start(sync: SyncServer): Promise<Pokes> {
-    // Listening first: a commit between the two is then both read and signalled.
-    let pokes: Pokes | undefined;
-    let early = false;
-    const unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), () => (pokes ? pokes.#changed() : (early = true)));
-    pokes = new Pokes(sync, await ChangeFeed.open(sync.sql));
-    pokes.#unlisten = unlisten;
-    if (early) pokes.#changed();
+    const pokes = new Pokes(sync, await ChangeFeed.open(sync.sql));
+    pokes.#unlisten = await sync.sql.listen(changesChannel(await currentSchema(sync.sql)), () => pokes.#changed());
+    // A commit between opening the feed and listening was not signalled: read once.
+    pokes.#changed();
     return pokes;
   }
 

@@ -1,12 +1,13 @@
 import { quoteIdent as q } from '@dovetail/schema';
-import type { Schema, TableModel } from '@dovetail/schema';
-import type { Change, MutationResult, Op, PullResponse, PushMutation, RefreshKey } from '@dovetail/protocol';
+import type { ColumnModel, Schema, TableModel } from '@dovetail/schema';
+import type { Change, MutationResult, Op, PullResponse, PushMutation, RefreshKey, RowValues } from '@dovetail/protocol';
 import { sqliteCodeOf, SqliteDriverError } from '../driver.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
 import { META, MetaKey, OUTBOX, REJECTED, readMeta, writeMeta } from '../engine-tables.js';
 import type { SerialConnection } from '../serial-connection.js';
 import { applyPrepared } from '../write/apply-ops.js';
 import type { OpCompiler } from '../write/apply-ops.js';
+import type { TableCodec } from '../write/codec.js';
 import { findViolations, tablesToCheck } from '../write/diagnose.js';
 import { ForeignKeyViolation } from '../errors.js';
 import { parkUniqueConflicts } from './unique-conflicts.js';
@@ -268,10 +269,13 @@ export class SyncStore {
         next = `DELETE FROM ${q(t.name)} WHERE ${q(t.primaryKey)} = ?`;
         params = [change.id];
       } else {
-        const codec = this.#compiler.codec(t.name);
-        const cols = Object.keys(change.row).filter((c) => codec.columns.has(c));
-        next = this.#upsertSql(t, cols);
-        params = cols.map((c) => codec.encode(c, change.row[c]));
+        const shape = this.#shapeOf(t, change.row);
+        next = shape.sql;
+        params = new Array<SqlValue>(shape.cols.length);
+        for (let i = 0; i < shape.cols.length; i++) {
+          const c = shape.columns[i] as ColumnModel;
+          params[i] = shape.codec.encodeAs(c, change.row[c.name]);
+        }
       }
       if (next !== sql) await flush();
       sql = next;
@@ -352,24 +356,23 @@ export class SyncStore {
     }
   }
 
-  readonly #upserts = new Map<string, string>();
-  /** The last statement made per table: pulled rows of a table nearly always carry the same columns. */
-  readonly #lastUpsert = new Map<string, { cols: readonly string[]; sql: string }>();
+  /** The last row shape seen per table: pulled rows of a table nearly always carry the same columns, in the same order. */
+  readonly #shapes = new Map<string, UpsertShape>();
 
-  #upsertSql(t: TableModel, cols: readonly string[]): string {
-    const last = this.#lastUpsert.get(t.name);
-    if (last && last.cols.length === cols.length && last.cols.every((c, i) => c === cols[i])) return last.sql;
-    const key = `${t.name}|${cols.join(',')}`;
-    let sql = this.#upserts.get(key);
-    if (!sql) {
-      const set = cols.filter((c) => c !== t.primaryKey);
-      sql =
-        `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
-        (set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`);
-      this.#upserts.set(key, sql);
-    }
-    this.#lastUpsert.set(t.name, { cols, sql });
-    return sql;
+  /** The upsert statement for a pulled row, by the columns it carries that the device knows (others are ignored). */
+  #shapeOf(t: TableModel, row: RowValues): UpsertShape {
+    const last = this.#shapes.get(t.name);
+    if (last && sameKeys(last.keys, row)) return last;
+    const codec = this.#compiler.codec(t.name);
+    const keys = Object.keys(row);
+    const cols = keys.filter((c) => codec.columns.has(c));
+    const set = cols.filter((c) => c !== t.primaryKey);
+    const sql =
+      `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
+      (set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`);
+    const shape = { keys, cols, columns: cols.map((c) => codec.column(c)), sql, codec };
+    this.#shapes.set(t.name, shape);
+    return shape;
   }
 
   async rejected(): Promise<RejectedMutation[]> {
@@ -392,4 +395,24 @@ export class SyncStore {
 /** A primary key value as pulled (always text in practice; anything else gets its JSON). */
 function pulledKey(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+interface UpsertShape {
+  /** The row's keys, in order, as they came. */
+  readonly keys: readonly string[];
+  /** Those the device's schema has. */
+  readonly cols: readonly string[];
+  readonly columns: readonly ColumnModel[];
+  readonly sql: string;
+  readonly codec: TableCodec;
+}
+
+/** Whether `row` has exactly `keys`, in that order (without allocating its key list). */
+function sameKeys(keys: readonly string[], row: RowValues): boolean {
+  let i = 0;
+  for (const key in row) {
+    if (keys[i] !== key) return false;
+    i++;
+  }
+  return i === keys.length;
 }

@@ -29,9 +29,13 @@ export class TableCodec {
 
   /** Checks and converts one value for column `name`. */
   encode(name: string, value: unknown): SqlValue {
-    const c = this.column(name);
+    return this.encodeAs(this.column(name), value);
+  }
+
+  /** Checks and converts one value for column `c` (of this table). */
+  encodeAs(c: ColumnModel, value: unknown): SqlValue {
     const problem = checkValue(c, value);
-    if (problem) throw new DovetailError('invalid_value', `${this.table.name}.${name} ${problem}`);
+    if (problem) throw new DovetailError('invalid_value', `${this.table.name}.${c.name} ${problem}`);
     if (value === null || value === undefined) return null;
     switch (c.kind) {
       case 'boolean':
