@@ -1,6 +1,9 @@
-import { checkValue, quoteIdent as q } from '@dovetail/schema';
+import { quoteIdent as q } from '@dovetail/schema';
 import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail/schema';
-import type { JsonValue, Mutation, Op, RowValues } from '@dovetail/protocol';
+import type { JsonValue, Mutation } from '@dovetail/protocol';
+import { parentKey } from './insert-script.js';
+import { checkColumns, tableOf } from './op-checks.js';
+import type { Prefetched } from './insert-script.js';
 import { ownerExpression, ownerOf } from './ownership.js';
 import { Refusal } from './refusal.js';
 import { visibleCondition } from './visibility.js';
@@ -25,6 +28,8 @@ export interface ApplyContext {
   readonly schema: Schema;
   readonly userId: string;
   readonly clientId: string;
+  /** What an insert script already did and found (see insert-script.ts). */
+  readonly prefetched?: Prefetched;
 }
 
 /**
@@ -90,8 +95,7 @@ export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Prom
       op.op === 'upsert' && update.length > 0
         ? ` ON CONFLICT (${q(table.primaryKey)}) DO UPDATE SET ${update.map((c) => `${q(c.name)} = EXCLUDED.${q(c.name)}`).join(', ')}`
         : ` ON CONFLICT (${q(table.primaryKey)}) DO NOTHING`;
-    const rows = await ctx.tx.query(`INSERT INTO ${q(table.name)} (${names}) VALUES (${values})${conflict} RETURNING *`, params);
-    const row = rows[0];
+    const row = ctx.prefetched ? ctx.prefetched.rows[index] : (await ctx.tx.query(`INSERT INTO ${q(table.name)} (${names}) VALUES (${values})${conflict} RETURNING *`, params))[0];
     if (!row) {
       if (op.op === 'insert') throw new Refusal('invalid', `insert into ${table.name}: a row with ${table.primaryKey} '${id}' already exists`, { table: table.name, rowId: id });
       continue; // an upsert of nothing but the id, onto an existing row
@@ -125,35 +129,6 @@ export async function applyMutation(ctx: ApplyContext, mutation: Mutation): Prom
 function checkOwner(ctx: ApplyContext, w: Written, owner: unknown): void {
   if (owner === ctx.userId) return;
   throw new Refusal('forbidden', `${w.table.name} '${w.id}' would belong to ${owner === undefined || owner === null ? 'no one' : 'another user'}; you may only write rows you own`, { table: w.table.name, rowId: w.id });
-}
-
-function tableOf(schema: Schema, op: Op, index: number): TableModel {
-  const name = (op as { table?: unknown }).table;
-  const table = typeof name === 'string' && schema.hasTable(name) ? schema.table(name) : undefined;
-  if (!table || table.visibility.kind === 'none') {
-    throw new Refusal('invalid', `ops[${index}]: no synced table '${String(name)}'`, typeof name === 'string' ? { table: name } : {});
-  }
-  return table;
-}
-
-function checkColumns(table: TableModel, values: RowValues, index: number, full: boolean): ColumnModel[] {
-  const byName = new Map(table.columns.map((c) => [c.name, c]));
-  const out: ColumnModel[] = [];
-  for (const [name, value] of Object.entries(values)) {
-    const c = byName.get(name);
-    if (!c) throw new Refusal('invalid', `ops[${index}]: ${table.name} has no column '${name}'`, { table: table.name, column: name });
-    const problem = checkValue(c, value);
-    if (problem) throw new Refusal('invalid', `ops[${index}]: ${table.name}.${name} ${problem}`, { table: table.name, column: name });
-    out.push(c);
-  }
-  if (full) {
-    for (const c of table.columns) {
-      if (!c.nullable && !c.hasDefault && values[c.name] === undefined) {
-        throw new Refusal('invalid', `ops[${index}]: insert into ${table.name} is missing required column ${c.name}`, { table: table.name, column: c.name });
-      }
-    }
-  }
-  return out;
 }
 
 function placeholder(c: ColumnModel, n: number): string {
@@ -191,12 +166,17 @@ async function checkParents(ctx: ApplyContext, w: Written): Promise<'kept' | 're
     if (typeof value !== 'string') continue;
     const parent = ctx.schema.table(fk.refTable);
     const ownedThrough = w.table.owner.kind === 'through' && w.table.owner.column === fk.column;
-    const found = await ctx.tx.query<{ visible: boolean; owner: string | null }>(
-      `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible, ${ownedThrough ? ownerExpression(ctx.schema, parent, 'p') : 'NULL::text'} AS owner
-       FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
-      [ctx.userId, value],
-    );
-    const hit = found[0];
+    const looked = ctx.prefetched?.parents.get(parentKey(fk.refTable, fk.refColumn, value, ownedThrough));
+    const hit =
+      looked !== undefined
+        ? (looked ?? undefined)
+        : (
+            await ctx.tx.query<{ visible: boolean; owner: string | null }>(
+              `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible, ${ownedThrough ? ownerExpression(ctx.schema, parent, 'p') : 'NULL::text'} AS owner
+               FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
+              [ctx.userId, value],
+            )
+          )[0];
     if (hit?.visible) {
       if (ownedThrough) w.parentOwner = hit.owner;
       continue;

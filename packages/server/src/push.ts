@@ -3,6 +3,8 @@ import type { Schema } from '@dovetail/schema';
 import { mutationContent } from '@dovetail/protocol';
 import type { Mutation } from '@dovetail/protocol';
 import { applyMutation, createdRows } from './apply-mutation.js';
+import { insertScript } from './insert-script.js';
+import type { Prefetched } from './insert-script.js';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { admit } from './identity.js';
@@ -10,6 +12,8 @@ import type { IdentityRow } from './identity.js';
 import type { Logger } from './logger.js';
 import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
+import { call, runScript } from './script.js';
+import type { Step } from './script.js';
 import { QUIET_SETTING } from './setup.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
@@ -104,13 +108,13 @@ async function processRun(
   results: MutationResult[],
   applied: { count: number },
 ): Promise<boolean> {
-  let carry = '';
+  let carry: readonly Step[] = [];
   let carried = 0;
   try {
     for (const m of run) {
       // Handed on: from here the next script carries it (sent once, whatever happens).
       const pending = carry;
-      carry = '';
+      carry = [];
       const outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
       applied.count += carried; // the script that carried its COMMIT went through
       carry = outcome.end;
@@ -120,8 +124,8 @@ async function processRun(
     }
     return true;
   } finally {
-    if (carry) {
-      await s.script(carry);
+    if (carry.length > 0) {
+      await runScript(s, carry);
       applied.count += carried;
     }
   }
@@ -131,12 +135,12 @@ interface Outcome {
   /** Undefined: its predecessor is not here yet. */
   readonly result: MutationResult | undefined;
   /** The statements that end its transaction, sent with the next script. */
-  readonly end: string;
+  readonly end: readonly Step[];
   /** Whether those statements commit the mutation's writes (not a replay, not a refusal). */
   readonly applied?: boolean;
 }
 
-async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: string): Promise<Outcome> {
+async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: readonly Step[]): Promise<Outcome> {
   let pending = carry;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -148,7 +152,7 @@ async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identit
       // mutation's COMMIT, sent in the same script: then the request fails.)
       if (state && RETRYABLE.has(state) && attempt < 5 && (error as { carried?: boolean }).carried !== true) {
         await s.script('ROLLBACK');
-        pending = '';
+        pending = [];
         continue;
       }
       throw error;
@@ -160,46 +164,63 @@ async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identit
  * One mutation, one transaction, in as few round trips as the work allows:
  * the transaction's start, the client's lock, a savepoint and the ledger
  * lookup go as one script (after what ends the previous mutation's
- * transaction); then the mutation's own statements; then the ledger row and
- * COMMIT go with the next script. (A round trip costs more than the
+ * transaction), with the mutation's statements too when it only inserts
+ * (insert-script.ts); otherwise its statements follow; then the ledger row
+ * and COMMIT go with the next script. (A round trip costs more than the
  * statements it carries.)
  */
-async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: string): Promise<Outcome> {
+async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: readonly Step[]): Promise<Outcome> {
   const digest = digestOf(m);
   const size = Buffer.byteLength(JSON.stringify(m.ops));
   const client = lit(clientId);
-  const ids = (m.prev ? [m.id, m.prev] : [m.id]).map(lit).join(', ');
   // One mutation of a client at a time, across requests and server
   // instances: the lock is taken before the ledger is read (each statement
   // of a script sees what committed before it started).
-  const open = [
+  const open: Step[] = [
     'BEGIN ISOLATION LEVEL READ COMMITTED',
     // Its writes do not signal the poke service commit by commit (see QUIET_SETTING).
     `SET LOCAL ${QUIET_SETTING} = 'on'`,
-    `SELECT pg_advisory_xact_lock(hashtextextended(${client}, 42))`,
+    call('SELECT pg_advisory_xact_lock(hashtextextended($1, 42))', [client]),
     'SAVEPOINT mutation',
-    `SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = ${client} AND mutation_id IN (${ids})`,
-  ].join(';\n');
-  let opened: Record<string, unknown>[][];
+  ];
+  const ledgerRead = call(LEDGER_READ, [client, lit(m.id), lit(m.prev ?? m.id)]);
+  const tooLarge = m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes;
+  // Inserts only (nearly every mutation): its statements travel with the opening script.
+  const fast = tooLarge ? undefined : insertScript(deps.schema, identity.userId, m);
+  let known: (LedgerRow & { mutation_id: string })[];
+  let prefetched: Prefetched | undefined;
+  let failed: Error | undefined;
   try {
-    opened = await s.script(carry ? `${carry};\n${open}` : open);
+    const opened = await runScript(s, [...carry, ...open, ledgerRead, ...(fast?.statements ?? [])]);
+    const extra = fast?.statements.length ?? 0;
+    known = (opened.at(-1 - extra) ?? []) as unknown as typeof known;
+    prefetched = fast?.read(opened.slice(opened.length - extra));
   } catch (error) {
-    if (carry && error !== null && typeof error === 'object') Object.assign(error, { carried: true });
-    throw error;
+    // Where did the script stop? If the savepoint exists, in the
+    // mutation's own statements: what came before (the previous
+    // mutation's COMMIT included) went through, and the error is this
+    // mutation's. Otherwise before it: see processWithRetry.
+    const inMutation = fast !== undefined && (await s.script('ROLLBACK TO SAVEPOINT mutation').then(() => true, () => false));
+    if (!inMutation) {
+      if (carry.length > 0 && error !== null && typeof error === 'object') Object.assign(error, { carried: true });
+      throw error;
+    }
+    if (RETRYABLE.has(sqlStateOf(error) ?? '')) throw error;
+    // The ledger's answer went with the error: ask again.
+    known = ((await runScript(s, [ledgerRead]))[0] ?? []) as unknown as typeof known;
+    failed = error as Error;
   }
-  const known = (opened.at(-1) ?? []) as unknown as (LedgerRow & { mutation_id: string })[];
   const previous = known.find((k) => k.mutation_id === m.id);
   if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
     // A replay gets its first answer; a mutation whose predecessor is not here yet waits.
-    return { result: previous ? replay(previous, digest, m.id) : undefined, end: 'ROLLBACK' };
+    return { result: previous ? replay(previous, digest, m.id) : undefined, end: ['ROLLBACK'] };
   }
   let refusal: Refusal | undefined;
-  if (m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes) {
+  if (tooLarge) {
     refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
   } else {
-    try {
-      await applyMutation({ tx: s, schema: deps.schema, userId: identity.userId, clientId }, m);
-    } catch (error) {
+    const error = failed ?? (await applyMutation({ tx: s, schema: deps.schema, userId: identity.userId, clientId, ...(prefetched ? { prefetched } : {}) }, m).then(() => undefined, (e: unknown) => e as Error));
+    if (error !== undefined) {
       refusal = asRefusal(error);
       if (!refusal) throw error;
       // Keys are checked before COMMIT so that Postgres never has to
@@ -210,7 +231,7 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   }
   if (!refusal) {
     const applied: MutationResult = { id: m.id, status: 'applied' };
-    return { result: applied, end: `${ledgerInsert(clientId, identity.userId, m.id, digest, applied)};\nCOMMIT`, applied: true };
+    return { result: applied, end: [ledgerInsert(clientId, identity.userId, m.id, digest, applied), 'COMMIT'], applied: true };
   }
   const rejected: MutationResult = {
     id: m.id,
@@ -220,11 +241,9 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
     ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
   };
   // The mutation's effects are undone; the refusal is recorded in their place.
-  const refused = createdRows(m, deps.schema).map(
-    (row) => `INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES (${client}, ${lit(row.table)}, ${lit(row.id)}) ON CONFLICT DO NOTHING`,
-  );
+  const refused = createdRows(m, deps.schema).map((row) => call('INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [client, lit(row.table), lit(row.id)]));
   deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
-  return { result: rejected, end: ['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'].join(';\n') };
+  return { result: rejected, end: ['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'] };
 }
 
 /** Integrity and data errors Postgres raised despite the checks become refusals, never 500s. */
@@ -248,8 +267,11 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
 
-function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): string {
-  const client = lit(clientId);
-  return `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
-     VALUES (${client}, ${lit(mutationId)}, ${lit(userId)}, (SELECT COALESCE(max(seq), 0) + 1 FROM _dovetail_ledger WHERE client_id = ${client}), ${lit(digest)}, ${lit(JSON.stringify(result))}::jsonb)`;
+const LEDGER_READ = 'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id IN ($2, $3)';
+
+const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
+  VALUES ($1, $2, $3, (SELECT COALESCE(max(seq), 0) + 1 FROM _dovetail_ledger WHERE client_id = $1), $4, $5)`;
+
+function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): Step {
+  return call(LEDGER_INSERT, [lit(clientId), lit(mutationId), lit(userId), lit(digest), lit(JSON.stringify(result))]);
 }

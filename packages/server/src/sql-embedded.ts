@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { PreparedNames } from './prepared-names.js';
 import { beginSql } from './sql.js';
 import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 
@@ -16,6 +17,7 @@ export async function embeddedSql(dataDir?: string): Promise<Sql> {
   };
   const session: SqlSession = {
     ...queryable,
+    prepared: new PreparedNames(),
     script: async (text) => (await db.exec(text)).map((r) => r.rows as Record<string, unknown>[]),
   };
   // PGlite has one connection; queue transactions so they never interleave.

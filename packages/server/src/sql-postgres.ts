@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { PreparedNames } from './prepared-names.js';
 import { beginSql } from './sql.js';
 import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 
@@ -22,6 +23,8 @@ export async function postgresSql(url: string, options: { max?: number; /** A pl
   pool.on('error', () => undefined);
   const probe = await pool.connect();
   probe.release();
+  // Prepared statements belong to a connection: one record per pooled client.
+  const preparedBy = new WeakMap<pg.PoolClient, PreparedNames>();
   const wrap = (client: pg.PoolClient | pg.Pool): SqlQueryable => ({
     query: async <R extends object>(text: string, params?: readonly unknown[]) => (await client.query(text, params as unknown[] | undefined)).rows as R[],
   });
@@ -46,8 +49,11 @@ export async function postgresSql(url: string, options: { max?: number; /** A pl
     },
     async session(fn) {
       const client = await pool.connect();
+      let prepared = preparedBy.get(client);
+      if (!prepared) preparedBy.set(client, (prepared = new PreparedNames()));
       const session: SqlSession = {
         ...wrap(client),
+        prepared,
         async script(text) {
           // Without parameters, pg uses the simple query protocol, which
           // takes several statements: one result for one, an array for more.

@@ -1,3 +1,5 @@
+import type { PreparedNames } from './prepared-names.js';
+
 /**
  * The server's view of Postgres: the same SQL runs on embedded PGlite and
  * on any Postgres server reached through `pg`. Identifiers in SQL come only
@@ -16,6 +18,8 @@ export interface SqlQueryable {
 export interface SqlSession extends SqlQueryable {
   /** Runs the statements in one round trip; resolves to the rows of each, in order. */
   script(text: string): Promise<Record<string, unknown>[][]>;
+  /** The statements prepared on this session's connection (kept per connection by the driver; see script.ts). */
+  readonly prepared: PreparedNames;
 }
 
 export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
