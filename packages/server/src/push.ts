@@ -110,22 +110,42 @@ async function processRun(
 ): Promise<boolean> {
   let carry: readonly Step[] = [];
   let carried = 0;
+  /** The mutation whose transaction `carry` ends. */
+  let ending: Mutation | undefined;
+  /** `ending`'s transaction did not commit: it is refused, in place of its answer. */
+  const failedAtEnd = async (error: unknown): Promise<void> => {
+    if (!ending) throw error;
+    results[results.length - 1] = await endFailed(deps, s, identity, clientId, ending, error);
+    carried = 0;
+  };
   try {
     for (const m of run) {
       // Handed on: from here the next script carries it (sent once, whatever happens).
       const pending = carry;
       carry = [];
-      const outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
+      let outcome: Outcome;
+      try {
+        outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
+      } catch (error) {
+        if ((error as { carried?: boolean } | null)?.carried !== true) throw error;
+        await failedAtEnd(error);
+        outcome = await processWithRetry(deps, s, identity, clientId, m, []);
+      }
       applied.count += carried; // the script that carried its COMMIT went through
       carry = outcome.end;
       carried = outcome.applied ? 1 : 0;
+      ending = outcome.result ? m : undefined;
       if (!outcome.result) return false;
       results.push(outcome.result);
     }
     return true;
   } finally {
     if (carry.length > 0) {
-      await runScript(s, carry);
+      try {
+        await runScript(s, carry);
+      } catch (error) {
+        await failedAtEnd(error);
+      }
       applied.count += carried;
     }
   }
@@ -180,7 +200,7 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
     'BEGIN ISOLATION LEVEL READ COMMITTED',
     // Its writes do not signal the poke service commit by commit (see QUIET_SETTING).
     `SET LOCAL ${QUIET_SETTING} = 'on'`,
-    call('SELECT pg_advisory_xact_lock(hashtextextended($1, 42))', [client]),
+    call(CLIENT_LOCK, [client]),
     'SAVEPOINT mutation',
   ];
   const ledgerRead = call(LEDGER_READ, [client, lit(m.id), lit(m.prev ?? m.id)]);
@@ -233,17 +253,42 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
     const applied: MutationResult = { id: m.id, status: 'applied' };
     return { result: applied, end: [ledgerInsert(clientId, identity.userId, m.id, digest, applied), 'COMMIT'], applied: true };
   }
-  const rejected: MutationResult = {
+  const { result, record } = refusalOf(deps, identity, clientId, m, digest, refusal);
+  return { result, end: ['ROLLBACK TO SAVEPOINT mutation', ...record, 'COMMIT'] };
+}
+
+/** A refused mutation's answer, and the statements that record it: its ledger row, and the rows it would have created (for `parent_rejected`). */
+function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Mutation, digest: string, refusal: Refusal): { result: MutationResult; record: Step[] } {
+  const result: MutationResult = {
     id: m.id,
     status: 'rejected',
     reason: refusal.reason,
     message: refusal.message,
     ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
   };
-  // The mutation's effects are undone; the refusal is recorded in their place.
+  const client = lit(clientId);
   const refused = createdRows(m, deps.schema).map((row) => call('INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [client, lit(row.table), lit(row.id)]));
   deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
-  return { result: rejected, end: ['ROLLBACK TO SAVEPOINT mutation', ledgerInsert(clientId, identity.userId, m.id, digest, rejected), ...refused, 'COMMIT'] };
+  return { result, record: [ledgerInsert(clientId, identity.userId, m.id, digest, result), ...refused] };
+}
+
+/**
+ * The script that ended `m`'s transaction failed (`error`). If the
+ * transaction did not commit (a constraint checked at COMMIT, such as a
+ * deferred constraint trigger, refused it), `m` is refused in a
+ * transaction of its own, and its answer returned: the device would
+ * otherwise send it again for ever. If it did commit, the failure came
+ * after, and the request fails as any other would.
+ */
+async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation, error: unknown): Promise<MutationResult> {
+  const refusal = asRefusal(error);
+  await s.script('ROLLBACK'); // whatever state the failure left
+  const client = lit(clientId);
+  const [done] = await runScript(s, [call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
+  if (!refusal || (done ?? []).length > 0) throw error;
+  const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(m), refusal);
+  await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLIENT_LOCK, [client]), ...record, 'COMMIT']);
+  return result;
 }
 
 /** Integrity and data errors Postgres raised despite the checks become refusals, never 500s. */
@@ -266,6 +311,8 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
   if (previous.digest === digest) return previous.result;
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
+
+const CLIENT_LOCK = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 42))';
 
 const LEDGER_READ = 'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id IN ($2, $3)';
 

@@ -75,7 +75,10 @@ export async function runScript(s: SqlSession, steps: readonly Step[]): Promise<
   try {
     results = await s.script(parts.join(';\n'));
   } catch (error) {
-    if (evicted.length > 0 || fresh.size > 0) prepared.stale = true;
+    // What this script prepared or let go of is unknown now, and a
+    // statement may be missing that was thought prepared (a connection
+    // reset behind the driver's back): read them back before the next.
+    prepared.stale = true;
     throw error;
   }
   for (const name of evicted) prepared.forget(name);

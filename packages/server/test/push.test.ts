@@ -213,3 +213,52 @@ describe('no one where they do not belong (G12, I2)', () => {
     expect(await count('projects')).toBe(1);
   });
 });
+
+describe('what Postgres refuses by itself', () => {
+  /** Runs `body` with extra DDL in place, removed afterwards. */
+  async function withDdl(up: string[], down: string[], body: () => Promise<void>): Promise<void> {
+    for (const sql of up) await db.sql.query(sql);
+    try {
+      await body();
+    } finally {
+      for (const sql of down) await db.sql.query(sql);
+    }
+  }
+
+  it('a constraint the schema does not know (a CHECK) refuses that mutation as invalid; the push goes on; a replay gets the same answers', async () => {
+    await withDdl([`ALTER TABLE projects ADD CONSTRAINT no_bad_titles CHECK (title <> 'bad')`], ['ALTER TABLE projects DROP CONSTRAINT no_bad_titles'], async () => {
+      const first = m('ok', [P('a')]);
+      const bad = m('bad', [{ op: 'insert', table: 'projects', row: { id: 'b', owner_id: 'ann', title: 'bad' } }], first.id);
+      const child = m('child', [T('tb', 'b')], bad.id);
+      const last = m('ok', [P('c')], child.id);
+      const results = await pushAs('ann', [first, bad, child, last]);
+      expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(['applied', 'invalid', 'parent_rejected', 'applied']);
+      expect(results[1]?.status === 'rejected' && results[1].message).toContain('no_bad_titles');
+      expect(await pushAs('ann', [first, bad, child, last])).toEqual(results);
+      expect(await db.sql.query('SELECT id FROM projects ORDER BY id')).toEqual([{ id: 'a' }, { id: 'c' }]);
+    });
+  });
+
+  it('a constraint checked at COMMIT (a deferred trigger) refuses that mutation only, in the middle of a push and at its end', async () => {
+    await withDdl(
+      [
+        `CREATE FUNCTION test_no_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.title = 'boom' THEN RAISE EXCEPTION 'projects may not be called boom' USING ERRCODE = '23514'; END IF; RETURN NULL; END $$`,
+        `CREATE CONSTRAINT TRIGGER test_no_boom AFTER INSERT ON projects DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_no_boom()`,
+      ],
+      ['DROP TRIGGER test_no_boom ON projects', 'DROP FUNCTION test_no_boom()'],
+      async () => {
+        const first = m('ok', [P('a')]);
+        const boom = m('boom', [{ op: 'insert', table: 'projects', row: { id: 'b', owner_id: 'ann', title: 'boom' } }], first.id);
+        const child = m('child', [T('tb', 'b')], boom.id);
+        const middle = m('ok', [P('c')], child.id);
+        const boomAtEnd = m('boom', [{ op: 'insert', table: 'projects', row: { id: 'd', owner_id: 'ann', title: 'boom' } }], middle.id);
+        const results = await pushAs('ann', [first, boom, child, middle, boomAtEnd]);
+        expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(['applied', 'invalid', 'parent_rejected', 'applied', 'invalid']);
+        expect(results[1]?.status === 'rejected' && results[1].message).toContain('may not be called boom');
+        expect(await db.sql.query('SELECT id FROM projects ORDER BY id')).toEqual([{ id: 'a' }, { id: 'c' }]);
+        // Recorded like any refusal: a replay gets it, the device is not stuck.
+        expect(await pushAs('ann', [first, boom, child, middle, boomAtEnd])).toEqual(results);
+      },
+    );
+  });
+});
