@@ -7,6 +7,7 @@
  * themselves: each device holds exactly what its user may see, no key is
  * broken anywhere, no 23503 reached the server.
  */
+import Sqlite from 'better-sqlite3';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -333,6 +334,44 @@ describe('unique values and identity rows', () => {
     expect(report.rejected).toMatchObject([{ name: 'updateProfile', reason: 'invalid' }]);
     expect(await gus.db.get('users', 'gus')).toMatchObject({ handle: null });
     expect(await gus.db.get('users', 'fay')).toMatchObject({ handle: 'first' });
+  });
+
+  it('a handle claimed on the device during a sync, already taken on the server: the pull sets the claim aside, the push is refused, and all converge', async () => {
+    const hal = await signIn('hal-phone', 'hal');
+    const ivy = await signIn('ivy-phone', 'ivy');
+    await syncAll([hal, ivy]);
+    await updateProfile(hal.db, { handle: 'taken' });
+    await hal.db.sync.syncNow();
+    // Ivy claims it between her sync's push and its pull. Her pending row
+    // comes back in the batch, so it is parked, not a conflict.
+    ivy.net.beforePull = async () => {
+      ivy.net.beforePull = undefined;
+      await updateProfile(ivy.db, { handle: 'taken' });
+    };
+    await expect(ivy.db.sync.syncNow()).resolves.toMatchObject({ rejected: [] });
+    expect(await ivy.db.get('users', 'hal')).toMatchObject({ handle: 'taken' });
+    expect(await ivy.db.outboxDepth()).toBe(1);
+    const report = await ivy.db.sync.syncNow();
+    expect(report.rejected).toMatchObject([{ name: 'updateProfile', reason: 'invalid' }]);
+    expect(await ivy.db.get('users', 'ivy')).toMatchObject({ handle: null });
+    await settle([hal, ivy]);
+  });
+
+  it('a device file changed behind the engine (a handle the server never gave): the pull stops with pull_conflict, and the next sync starts over and converges', async () => {
+    const jo = await signIn('jo-phone', 'jo');
+    const kim = await signIn('kim-phone', 'kim');
+    await syncAll([jo, kim]);
+    const file = readdirSync(kim.device.directory).find((f) => f.endsWith('.db')) ?? '';
+    const edit = new Sqlite(join(kim.device.directory, file));
+    edit.prepare(`UPDATE users SET handle = 'edited' WHERE id = 'jo'`).run();
+    edit.close();
+    // The server gives that handle to Kim (written straight into Postgres).
+    await world.sql.query(`UPDATE users SET handle = 'edited' WHERE id = 'kim'`);
+    await expect(kim.db.sync.syncNow()).rejects.toMatchObject({ code: 'pull_conflict' });
+    await kim.db.sync.syncNow();
+    expect(await kim.db.get('users', 'kim')).toMatchObject({ handle: 'edited' });
+    expect(await kim.db.get('users', 'jo')).toMatchObject({ handle: null });
+    await settle([jo, kim]);
   });
 
   it('an identity table with a required unique column (handle: text().unique()) lets every user in: the server fills it with the user id', async () => {

@@ -1,5 +1,5 @@
 import { quoteIdent as q } from '@dovetail/schema';
-import type { ColumnModel, Schema } from '@dovetail/schema';
+import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail/schema';
 import type { Mutation } from '@dovetail/protocol';
 import { checkColumns, tableOf } from './op-checks.js';
 import { ownerExpression } from './ownership.js';
@@ -55,6 +55,7 @@ export function parentKey(table: string, column: string, value: string, withOwne
  */
 export function insertScript(schema: Schema, userId: string, m: Mutation): InsertScript | undefined {
   if (m.ops.length === 0 || m.ops.length > MAX_SCRIPT_OPS) return undefined;
+  const texts = statementTexts(schema);
   const inserts: Call[] = [];
   const checks = new Map<string, Call>();
   try {
@@ -64,28 +65,14 @@ export function insertScript(schema: Schema, userId: string, m: Mutation): Inser
       const cols = checkColumns(table, op.row, index, true);
       const id = op.row[table.primaryKey];
       if (typeof id !== 'string' || id.length === 0) return undefined;
-      inserts.push(
-        call(
-          `INSERT INTO ${q(table.name)} (${cols.map((c) => q(c.name)).join(', ')}) VALUES (${cols.map((c, i) => (c.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
-           ON CONFLICT (${q(table.primaryKey)}) DO NOTHING RETURNING ${table.columns.map((c) => q(c.name)).join(', ')}`,
-          cols.map((c) => literal(c, op.row[c.name])),
-        ),
-      );
+      inserts.push(call(texts.insert(table, cols), cols.map((c) => literal(c, op.row[c.name]))));
       for (const fk of table.foreignKeys) {
         const value = op.row[fk.column];
         if (typeof value !== 'string') continue;
         const withOwner = table.owner.kind === 'through' && table.owner.column === fk.column;
         const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
         if (checks.has(key)) continue;
-        const parent = schema.table(fk.refTable);
-        checks.set(
-          key,
-          call(
-            `SELECT (${visibleCondition(schema, parent, 'p')}) AS visible, ${withOwner ? ownerExpression(schema, parent, 'p') : 'NULL::text'} AS owner
-             FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
-            [lit(userId), lit(value)],
-          ),
-        );
+        checks.set(key, call(texts.parentCheck(fk, withOwner), [lit(userId), lit(value)]));
       }
     }
   } catch {
@@ -104,6 +91,44 @@ export function insertScript(schema: Schema, userId: string, m: Mutation): Inser
       return { rows, parents };
     },
   };
+}
+
+interface StatementTexts {
+  insert(table: TableModel, cols: readonly ColumnModel[]): string;
+  parentCheck(fk: ForeignKeyModel, withOwner: boolean): string;
+}
+
+const textsBySchema = new WeakMap<Schema, StatementTexts>();
+
+/** The statements' texts, made once per schema, table, column list and key (they are the same for every mutation). */
+function statementTexts(schema: Schema): StatementTexts {
+  let texts = textsBySchema.get(schema);
+  if (texts) return texts;
+  const made = new Map<string, string>();
+  const once = (key: string, make: () => string): string => {
+    let text = made.get(key);
+    if (text === undefined) {
+      text = make();
+      if (made.size < 10_000) made.set(key, text);
+    }
+    return text;
+  };
+  texts = {
+    insert: (table, cols) =>
+      once(
+        `i\u0000${table.name}\u0000${cols.map((c) => c.name).join('\u0000')}`,
+        () => `INSERT INTO ${q(table.name)} (${cols.map((c) => q(c.name)).join(', ')}) VALUES (${cols.map((c, i) => (c.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
+           ON CONFLICT (${q(table.primaryKey)}) DO NOTHING RETURNING ${table.columns.map((c) => q(c.name)).join(', ')}`,
+      ),
+    parentCheck: (fk, withOwner) =>
+      once(`p\u0000${fk.refTable}\u0000${fk.refColumn}\u0000${withOwner ? 'o' : '-'}`, () => {
+        const parent = schema.table(fk.refTable);
+        return `SELECT (${visibleCondition(schema, parent, 'p')}) AS visible, ${withOwner ? ownerExpression(schema, parent, 'p') : 'NULL::text'} AS owner
+             FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`;
+      }),
+  };
+  textsBySchema.set(schema, texts);
+  return texts;
 }
 
 /** A checked value as a literal of its column (an untyped literal takes the column's type). */

@@ -148,6 +148,27 @@ describe('pokes', () => {
     expect(http.pokes.sent).toBe(3);
   });
 
+  it('pokes every device when who may see a change cannot be worked out, and logs why', async () => {
+    await db.sql.query(`INSERT INTO users (id, name) VALUES ('ann', ''), ('bob', '')`);
+    const http = await serve();
+    const annPhone = await device(http.url, 'ann', 'ann-phone');
+    const bobPhone = await device(http.url, 'bob', 'bob-phone');
+    sync.logs.length = 0;
+    // Ann's new project, committed with a change that breaks the visibility
+    // rule's SQL (the owner column renamed): the audience query fails.
+    try {
+      await db.sql.transaction(async (tx) => {
+        await tx.query(`INSERT INTO projects (id, owner_id, title) VALUES ('p1', 'ann', 'Garden')`);
+        await tx.query('ALTER TABLE projects RENAME COLUMN owner_id TO owner_gone');
+      });
+      expect(await annPhone.next('a poke for her project')).toEqual(poke);
+      expect(await bobPhone.next('a poke, since no one could tell he may not see it')).toEqual(poke);
+      expect(sync.logs).toContainEqual(expect.objectContaining({ message: 'could not work out who to poke; poking every device' }));
+    } finally {
+      await db.sql.query('ALTER TABLE projects RENAME COLUMN owner_gone TO owner_id');
+    }
+  });
+
   it('closes every socket with 1001 on shutdown, also one that has not said hello yet', async () => {
     const http = await serve();
     const welcomed = await device(http.url, 'ann');

@@ -5,6 +5,8 @@ import type { SyncTransport } from '@dovetail/client';
 export interface Network {
   /** Off: every request fails the way a dropped connection does. */
   online: boolean;
+  /** Runs before each pull request is sent (a test's way to act in the middle of a sync). */
+  beforePull?: (() => Promise<void>) | undefined;
   readonly transport: SyncTransport;
 }
 
@@ -20,7 +22,10 @@ export function network(url: string): Network {
     online: true,
     transport: {
       push: (request, token, signal) => (net.online ? http.push(request, token, signal) : offline()),
-      pull: (request, token, signal) => (net.online ? http.pull(request, token, signal) : offline()),
+      pull: async (request, token, signal) => {
+        await net.beforePull?.();
+        return net.online ? http.pull(request, token, signal) : offline();
+      },
     },
   };
   return net;

@@ -27,7 +27,7 @@ import { createBenchWorld, newProbe, syncRetrying } from './world.js';
 import type { BenchDevice, BenchWorld, TransportProbe } from './world.js';
 
 const DEVICES = 20;
-const PER_DEVICE = 50;
+const PER_DEVICE = 200;
 const WARMUP_PER_DEVICE = 5;
 const ROUNDS = 2;
 
