@@ -8,6 +8,8 @@ export interface ChangedRow {
   tbl: string;
   row_id: string;
   old_row: Record<string, unknown> | null;
+  /** Whether any change of the row since the cursor kept earlier values (an update or delete); unknown when absent. */
+  had_old?: boolean;
 }
 
 type Collect = (table: string, ids: readonly string[]) => void;

@@ -67,7 +67,7 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
       prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
       prev === null
         ? 'SELECT 1'
-        : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row FROM _dovetail_changes
+        : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
             WHERE xid >= pg_snapshot_xmin(${at}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${at}::pg_snapshot)
             ORDER BY tbl, row_id, seq DESC`,
     ]);
@@ -123,10 +123,13 @@ async function everything(tx: SqlQueryable, schema: Schema, userId: string): Pro
 
 async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[]): Promise<Change[]> {
   const byTable = new Map<string, string[]>();
+  /** Rows of which some version since the cursor had earlier values: only those can be deletes for this user. */
+  const hadOld = new Set<string>();
   for (const c of changed) {
     const ids = byTable.get(c.tbl) ?? [];
     ids.push(c.row_id);
     byTable.set(c.tbl, ids);
+    if (c.had_old !== false) hadOld.add(`${c.tbl}\u0000${c.row_id}`);
   }
   const upsertsOut: Change[] = [];
   const deletesOut: Change[] = [];
@@ -140,7 +143,9 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
     const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, ids]);
     upsertsOut.push(...upserts(t, rows));
     const sent = new Set(rows.map((r) => String(r[t.primaryKey])));
-    const gone = ids.filter((id) => !sent.has(id));
+    // (A row first written since the cursor and not visible, such as another
+    // user's new row, had no earlier values: nothing to look up.)
+    const gone = ids.filter((id) => !sent.has(id) && hadOld.has(`${t.name}\u0000${id}`));
     if (gone.length === 0) continue;
     // Rows that are gone, or that the user may no longer see: a delete, but
     // only for rows the user may have held, judged from their values before
