@@ -13,6 +13,9 @@ export const PROJECT_IDS = ['p1', 'p2', 'p3'] as const;
 export const TASK_IDS = ['t1', 't2', 't3', 't4'] as const;
 export const COMMENT_IDS = ['k1', 'k2', 'k3'] as const;
 
+/** The server's limit on ops per mutation in the model: above every write but `bulk`. */
+export const MAX_OPS = 6;
+
 export type WriteSpec =
   | { readonly k: 'project'; readonly op: 'insert' | 'upsert'; readonly p: number }
   /** `parent` -1: no parent task. */
@@ -29,7 +32,9 @@ export type WriteSpec =
   /** The user deletes their own identity row: restricted by their projects, cascades to their comments. */
   | { readonly k: 'deleteSelf' }
   /** A project owned by another user: the server refuses it (`forbidden`). */
-  | { readonly k: 'foreign'; readonly p: number; readonly u: number };
+  | { readonly k: 'foreign'; readonly p: number; readonly u: number }
+  /** A new project with more tasks than the server takes in one mutation: refused (`too_large`), and what depends on it with it. */
+  | { readonly k: 'bulk'; readonly p: number };
 
 export type Command =
   /** A local write; with `sync`, the device syncs right after (as the engine does shortly after a write). */
@@ -76,6 +81,7 @@ const WRITES: readonly { kind: WriteKind; weight: number; arbitrary: fc.Arbitrar
   { kind: 'delete', weight: 3, arbitrary: table.chain((t) => fc.record({ k: fc.constant('delete' as const), table: fc.constant(t), id: fc.nat({ max: idIn(t) - 1 }) })) },
   { kind: 'deleteSelf', weight: 1, arbitrary: fc.constant({ k: 'deleteSelf' as const }) },
   { kind: 'foreign', weight: 1, arbitrary: fc.record({ k: fc.constant('foreign' as const), p: pid, u: fc.nat({ max: USERS.length - 1 }) }) },
+  { kind: 'bulk', weight: 1, arbitrary: fc.record({ k: fc.constant('bulk' as const), p: pid }) },
 ];
 
 const OTHERS: readonly { kind: OtherKind; weight: number; arbitrary: fc.Arbitrary<Command> }[] = [

@@ -10,7 +10,7 @@ import type { Logger, Sql } from '@dovetail/server';
 import { foreignKeyErrors, manualTimers, SECRET, tokenFor } from '../support/world.js';
 import { e2eSchema } from '../support/schema.js';
 import type { E2eSchema } from '../support/schema.js';
-import { COMMENT_IDS, describeCommand, PROJECT_IDS, TASK_IDS, USERS } from './commands.js';
+import { COMMENT_IDS, describeCommand, MAX_OPS, PROJECT_IDS, TASK_IDS, USERS } from './commands.js';
 import type { Command, WorldSpec, WriteSpec } from './commands.js';
 import { Network } from './faulty-transport.js';
 import type { Binding, CrashPoint, NetworkObserver, RequestKind, ServerCall } from './faulty-transport.js';
@@ -148,7 +148,7 @@ export class ModelRun implements NetworkObserver {
   }
 
   #newServer(): SyncServer {
-    return new SyncServer({ schema: e2eSchema, sql: this.#sql, authenticate: createAuthenticator({ secret: SECRET }), log: this.#log });
+    return new SyncServer({ schema: e2eSchema, sql: this.#sql, authenticate: createAuthenticator({ secret: SECRET }), log: this.#log, limits: { maxOpsPerMutation: MAX_OPS } });
   }
 
   // ---------------------------------------------------------------- world
@@ -462,6 +462,14 @@ export class ModelRun implements NetworkObserver {
         return [{ op: 'delete', table: w.table, id: (w.table === 'projects' ? P : w.table === 'tasks' ? T : K).old(w.id) }];
       case 'deleteSelf':
         return [{ op: 'delete', table: 'users', id: u }];
+      case 'bulk': {
+        const p = P.fresh(w.p);
+        const tasks = TASK_IDS.filter((id) => !T.has(id));
+        return [
+          { op: 'insert', table: 'projects', row: { id: p, owner_id: u, title: this.#title(dev), public: false } },
+          ...Array.from({ length: MAX_OPS }, (_, i): Op => ({ op: 'insert', table: 'tasks', row: { id: tasks[i] ?? `${p}-bulk-${i}`, project_id: p, parent_task_id: null, title: this.#title(dev) } })),
+        ];
+      }
       case 'foreign': {
         const others = this.#users.filter((x) => x !== u);
         const owner = others[w.u % others.length] as string;
