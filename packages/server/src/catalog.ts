@@ -47,6 +47,8 @@ export interface CatalogIndex {
   readonly name: string;
   /** Key columns in order; expression columns are left out. */
   readonly columns: string[];
+  /** Unique over all rows: a UNIQUE constraint or a unique index without a WHERE clause or expressions (the primary key's included). */
+  readonly unique: boolean;
 }
 
 export interface CatalogTrigger {
@@ -118,7 +120,8 @@ const INDEXES_SQL = `
   SELECT c.relname::text AS tbl, i.relname::text AS name,
          ARRAY(SELECT a.attname::text FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(num, ord)
                  JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.num
-                WHERE k.ord <= ix.indnkeyatts ORDER BY k.ord) AS columns
+                WHERE k.ord <= ix.indnkeyatts ORDER BY k.ord) AS columns,
+         ix.indisunique AND ix.indpred IS NULL AND ix.indexprs IS NULL AS is_unique
     FROM pg_index ix
     JOIN pg_class c ON c.oid = ix.indrelid
     JOIN pg_class i ON i.oid = ix.indexrelid
@@ -188,8 +191,8 @@ export async function readCatalog(sql: SqlQueryable): Promise<Catalog> {
       enabled: r.enabled,
     });
   }
-  for (const r of await sql.query<{ tbl: string; name: string; columns: string[] }>(INDEXES_SQL)) {
-    at(r.tbl)?.indexes.push({ name: r.name, columns: r.columns });
+  for (const r of await sql.query<{ tbl: string; name: string; columns: string[]; is_unique: boolean }>(INDEXES_SQL)) {
+    at(r.tbl)?.indexes.push({ name: r.name, columns: r.columns, unique: r.is_unique });
   }
   for (const r of await sql.query<{ tbl: string; name: string; enabled: boolean }>(TRIGGERS_SQL)) {
     at(r.tbl)?.triggers.push({ name: r.name, enabled: r.enabled });

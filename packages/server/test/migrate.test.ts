@@ -317,6 +317,39 @@ describe('columns that only need relaxing', () => {
   });
 });
 
+describe('unique columns', () => {
+  const withHandle = defineSchema({
+    version: 1,
+    identity: 'users',
+    tables: { users: table({ columns: { id: text().primaryKey(), handle: text().nullable().unique() }, owner: 'id', visibility: 'public' }) },
+  });
+
+  it('makes a column unique that the schema declares unique and the database does not; a partial unique index does not count', async () => {
+    await sql.query(`CREATE TABLE users (id text PRIMARY KEY, handle text)`);
+    await sql.query(`CREATE UNIQUE INDEX users_handle_some ON users (handle) WHERE handle <> ''`);
+    await sql.query(`INSERT INTO users VALUES ('u1', 'ann'), ('u2', NULL), ('u3', NULL)`);
+    const { steps } = planMigration(withHandle, await readCatalog(sql));
+    expect(ids(steps)).toEqual(['engine', 'add_unique:users.handle', 'capture:users']);
+    expect((await applyMigration(sql, withHandle)).failed).toBeUndefined();
+    await expect(sql.query(`INSERT INTO users VALUES ('u4', 'ann')`)).rejects.toMatchObject({ code: '23505' });
+    expect((await migrationStatus(sql, withHandle)).inSync).toBe(true);
+    expect(await dump('users')).toHaveLength(3);
+  });
+
+  it('stops where existing rows share a value, naming the duplicates, and changes nothing', async () => {
+    await sql.query(`CREATE TABLE users (id text PRIMARY KEY, handle text)`);
+    await sql.query(`INSERT INTO users VALUES ('u1', 'ann'), ('u2', 'ann')`);
+    const outcome = await applyMigration(sql, withHandle);
+    expect(outcome.failed).toMatchObject({ step: { id: 'add_unique:users.handle' } });
+    expect(outcome.failed?.hint).toMatch(/duplicate values.*Remove the duplicates/s);
+    expect(outcome.failed?.hint).toContain('(handle)=(ann)');
+    await sql.query(`INSERT INTO users VALUES ('u3', 'ann')`); // still no constraint
+    await sql.query(`DELETE FROM users WHERE id IN ('u2', 'u3')`);
+    expect((await applyMigration(sql, withHandle)).failed).toBeUndefined();
+    expect((await migrationStatus(sql, withHandle)).inSync).toBe(true);
+  });
+});
+
 describe('locks', () => {
   // PGlite has a single connection, so no other transaction can hold a lock.
   it.skipIf(!process.env['DATABASE_URL'])('gives up on a table another transaction holds, after the lock timeout, changing nothing', async () => {

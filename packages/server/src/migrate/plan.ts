@@ -25,8 +25,8 @@ interface Phases {
  * before every step and know that another instance already did one.
  *
  * Only additive changes are steps: new tables, new columns, new keys (added
- * `NOT VALID`, then validated), keys made deferrable, key indexes and
- * change capture. The phases run in an order where everything a step needs
+ * `NOT VALID`, then validated), keys made deferrable, key indexes, unique
+ * constraints the schema declares and change capture. The phases run in an order where everything a step needs
  * exists already: tables parents first, columns before the keys on them,
  * and validations last, since they are the steps that old data can fail.
  * Anything that would change or lose rows is listed as `refused` instead.
@@ -93,8 +93,10 @@ function planExistingTable(model: TableModel, table: CatalogTable, p: Phases): v
   }
   for (const column of model.columns) {
     const found = table.columns.get(column.name);
-    if (found) compareColumn(model.name, column, found, p);
-    else if (!column.primaryKey) addColumn(model.name, column, table, p);
+    if (found) {
+      compareColumn(model.name, column, found, p);
+      if (column.unique && !column.primaryKey && !table.indexes.some((i) => i.unique && i.columns.length === 1 && i.columns[0] === column.name)) addUnique(model.name, column, p);
+    } else if (!column.primaryKey) addColumn(model.name, column, table, p);
   }
   for (const name of table.columns.keys()) {
     if (model.columns.some((c) => c.name === name)) continue;
@@ -148,6 +150,22 @@ function addColumn(table: string, column: ColumnModel, found: CatalogTable, p: P
     table,
     description: `Add column ${table}.${column.name} (${shape})${required ? `; ${table} is empty now, and the step fails if rows arrive before it runs` : ''}`,
     sql: [`ALTER TABLE ${q(table)} ADD COLUMN ${postgresColumn(column)}`],
+  });
+}
+
+/**
+ * A column the schema declares unique and the database does not: devices
+ * enforce it (SQLite has the constraint), so without it the server would
+ * accept values that no device can hold. Fails, changing nothing, where
+ * existing rows share a value.
+ */
+function addUnique(table: string, column: ColumnModel, p: Phases): void {
+  p.indexes.push({
+    id: `add_unique:${table}.${column.name}`,
+    kind: 'add_unique',
+    table,
+    description: `Make ${table}.${column.name} unique, as the schema declares it (fails, changing nothing, if existing rows share a value)`,
+    sql: [`ALTER TABLE ${q(table)} ADD UNIQUE (${q(column.name)})`],
   });
 }
 

@@ -10,6 +10,7 @@ export type MigrationStepKind =
   | 'add_column'
   | 'drop_not_null'
   | 'set_default'
+  | 'add_unique'
   | 'add_foreign_key'
   | 'replace_foreign_key'
   | 'make_deferrable'
