@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { defineSchema, table, text } from '@dovetail/schema';
 import type { Schema } from '@dovetail/schema';
 import { DoctorError, diagnose, exitCodeOf, parseTarget, renderReport, renderRepair, repair } from '../src/doctor/mod.js';
 import type { DiagnoseOptions, DoctorProgress, DoctorReport, DoctorTarget, Finding, FindingOf } from '../src/doctor/mod.js';
@@ -176,6 +177,20 @@ describe('doctor on Postgres', () => {
     const restored = await diagnose(target(), options(socialV1));
     expect(orphanTexts(restored)).toEqual(orphanTexts(report));
     expect(find(restored, 'key_not_deferrable')).toHaveLength(1);
+  });
+
+  it('names a column the schema declares unique that the database does not enforce, and leaves it to migrate', async () => {
+    const handles = defineSchema({
+      version: 1,
+      identity: 'users',
+      tables: { users: table({ columns: { id: text().primaryKey(), handle: text().nullable().unique() }, owner: 'id', visibility: 'public' }) },
+    });
+    await run('CREATE TABLE users (id text PRIMARY KEY, handle text)');
+    const report = await diagnose(target(), { schema: handles });
+    expect(find(report, 'missing_unique')).toEqual([expect.objectContaining({ severity: 'problem', details: { table: 'users', column: 'handle' } })]);
+    expect(find(report, 'missing_unique')[0]?.message).toContain('run `dovetail migrate`');
+    await run('ALTER TABLE users ADD UNIQUE (handle)');
+    expect(find(await diagnose(target(), { schema: handles }), 'missing_unique')).toEqual([]);
   });
 
   it('a step that fails rolls back every step before it, and leaves no backup', async () => {

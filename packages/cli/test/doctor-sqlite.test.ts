@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, snapshotOf } from '@dovetail/client';
 import { nodeDriver } from '@dovetail/client/node';
-import { quoteLiteral } from '@dovetail/schema';
+import { defineSchema, quoteLiteral, table, text } from '@dovetail/schema';
 import { DoctorError, diagnose, exitCodeOf, parseTarget, renderReport, renderRepair, repair } from '../src/doctor/mod.js';
 import type { DoctorProgress, DoctorReport, Finding, FindingOf } from '../src/doctor/mod.js';
 import { socialV1, socialV2 } from './support/doctor-schema.js';
@@ -288,6 +288,23 @@ describe('doctor on any SQLite file', () => {
     const result = await repair(parseTarget(path), report, { yes: true });
     expect(result.after?.healthy).toBe(true);
     expect(rowsOf(path, 'SELECT count(*) AS n, count(editor_id) AS e FROM books')).toEqual([{ n: 149998, e: 0 }]);
+  });
+
+  it('names a column the schema declares unique that the file does not enforce (a partial unique index does not count)', async () => {
+    const handles = defineSchema({
+      version: 1,
+      identity: 'users',
+      tables: { users: table({ columns: { id: text().primaryKey(), handle: text().nullable().unique() }, owner: 'id', visibility: 'public' }) },
+    });
+    const loose = join(tmp.dir, 'loose.db');
+    writeWithKeysOff(loose, "CREATE TABLE users (id TEXT PRIMARY KEY, handle TEXT); CREATE UNIQUE INDEX users_some_handles ON users (handle) WHERE handle <> ''");
+    const report = await diagnose(parseTarget(loose), { schema: handles });
+    expect(find(report, 'missing_unique')).toEqual([expect.objectContaining({ severity: 'problem', details: { table: 'users', column: 'handle' } })]);
+    expect(find(report, 'missing_unique')[0]?.message).toContain('rebuild the table');
+    expect(report.healthy).toBe(false);
+    const strict = join(tmp.dir, 'strict.db');
+    writeWithKeysOff(strict, 'CREATE TABLE users (id TEXT PRIMARY KEY, handle TEXT UNIQUE)');
+    expect(find(await diagnose(parseTarget(strict), { schema: handles }), 'missing_unique')).toEqual([]);
   });
 
   it('warns when a file declares no keys at all', async () => {

@@ -41,7 +41,17 @@ export function tableDrift(expected: Expected, shape: DbShape): Finding[] {
       continue;
     }
     for (const c of t.columns) {
-      if (table.columns.has(c.name)) continue;
+      if (table.columns.has(c.name)) {
+        if (c.unique && !c.primaryKey && !table.indexes.some((i) => i.unique && i.columns.length === 1 && i.columns[0] === c.name)) {
+          out.push({
+            code: 'missing_unique',
+            severity: 'problem',
+            message: `${t.name}.${c.name} is declared unique in the schema but the database does not enforce it, so it may accept values devices cannot hold; ${MIGRATE}`,
+            details: { table: t.name, column: c.name },
+          });
+        }
+        continue;
+      }
       const repairable = columnRepairable(shape.dialect, c, t.foreignKeys.some((k) => k.column === c.name));
       const what = repairable ? `\`dovetail doctor --fix\` adds it (${c.nullable ? 'nullable' : 'with its default'})` : `it needs a value for existing rows or a table rebuild: ${MIGRATE}`;
       out.push({

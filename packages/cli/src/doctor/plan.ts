@@ -40,6 +40,8 @@ function manualOf(f: Finding, columnsAdded: ReadonlySet<string>, migrate: string
       return todo(`table ${f.details.table}`);
     case 'missing_column':
       return f.details.repairable ? undefined : todo(`column ${f.details.table}.${f.details.column}`);
+    case 'missing_unique':
+      return todo(`UNIQUE on ${f.details.table}.${f.details.column}`);
     case 'missing_key':
       return f.details.repairable ? undefined : todo(`key ${keyText(f.details.key)}`);
     case 'key_not_deferrable':

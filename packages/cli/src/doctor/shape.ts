@@ -40,7 +40,8 @@ export interface ShapeTable {
   readonly primaryKey: readonly string[];
   readonly foreignKeys: readonly ShapeKey[];
   readonly triggers: readonly { readonly name: string; readonly enabled: boolean }[];
-  readonly indexes: readonly { readonly name: string; readonly columns: readonly string[] }[];
+  /** With those of UNIQUE constraints; `unique`: over all rows (no WHERE, no expressions). */
+  readonly indexes: readonly { readonly name: string; readonly columns: readonly string[]; readonly unique: boolean }[];
   readonly rowEstimate: number;
   /** SQLite: whether rows have a rowid (so a scan can go in rowid ranges). */
   readonly hasRowid: boolean;

@@ -59,6 +59,7 @@ export interface FindingDetailsByCode {
   readonly keys_declared: { readonly keys: number; readonly tables: number; readonly foreignKeysPragma?: boolean };
   readonly missing_table: { readonly table: string };
   readonly missing_column: { readonly table: string; readonly column: string; readonly nullable: boolean; readonly hasDefault: boolean; readonly repairable: boolean };
+  readonly missing_unique: { readonly table: string; readonly column: string };
   /** A schema key whose column exists but that the database does not declare. */
   readonly missing_key: KeyDetails & { readonly repairable: boolean };
   /** A schema key on a column the database table does not have (S5). */

@@ -24,6 +24,16 @@ const ON_DELETE: Record<string, ShapeOnDelete> = { CASCADE: 'cascade', 'SET NULL
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
+/** A table's indexes (those of UNIQUE constraints included), with their key columns and whether they are unique over all rows. */
+function indexesOf(db: SqliteHandle, table: string): ShapeTable['indexes'] {
+  const list = db.prepare(`SELECT name, "unique", partial FROM pragma_index_list(?)`).all(table) as { name: string; unique: number; partial: number }[];
+  return list.map((i) => {
+    const columns = (db.prepare(`SELECT name FROM pragma_index_info(?) ORDER BY seqno`).all(i.name) as { name: string | null }[]).map((c) => c.name);
+    // An expression column has no name: such an index is not a plain unique column.
+    return { name: i.name, columns: columns.filter((c): c is string => c !== null), unique: i.unique === 1 && i.partial === 0 && columns.every((c) => c !== null) };
+  });
+}
+
 /** The file's tables, columns and keys, from its pragmas and its `CREATE TABLE` texts. */
 export function readSqliteShape(db: SqliteHandle): DbShape {
   const tables = new Map<string, ShapeTable>();
@@ -65,7 +75,7 @@ export function readSqliteShape(db: SqliteHandle): DbShape {
     const hasRowid = !withoutRowid.has(t.name);
     // max(rowid) is one b-tree step; count(*) would read the whole table.
     const estimate = hasRowid ? Number((db.prepare(`SELECT max(rowid) AS m FROM ${q(t.name)}`).get() as { m: number | null }).m ?? 0) : 0;
-    tables.set(t.name, { name: t.name, columns, primaryKey: pkOf(t.name), foreignKeys, triggers: [], indexes: [], rowEstimate: estimate, hasRowid });
+    tables.set(t.name, { name: t.name, columns, primaryKey: pkOf(t.name), foreignKeys, triggers: [], indexes: indexesOf(db, t.name), rowEstimate: estimate, hasRowid });
   }
   return { dialect: 'sqlite', tables };
 }
