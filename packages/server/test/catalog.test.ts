@@ -13,11 +13,13 @@ beforeAll(async () => {
   await sql.query(`CREATE TABLE likes (post_id text, user_id text, PRIMARY KEY (post_id, user_id))`);
   await sql.query(`ALTER TABLE likes ADD CONSTRAINT likes_post_fkey FOREIGN KEY (post_id) REFERENCES posts (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED`);
   await sql.query(`CREATE INDEX posts_author_id_idx ON posts (author_id)`);
+  await sql.query(`ALTER TABLE users ADD CONSTRAINT users_name_key UNIQUE (name)`);
+  await sql.query(`CREATE UNIQUE INDEX posts_score_some ON posts (score) WHERE score > 0`);
   await sql.query(`CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`);
   await sql.query(`CREATE TRIGGER posts_noop AFTER INSERT ON posts FOR EACH ROW EXECUTE FUNCTION noop()`);
   await sql.query(`ALTER TABLE posts DISABLE TRIGGER posts_noop`);
   await sql.query(`ALTER TABLE likes DISABLE TRIGGER ALL`);
-  await sql.query(`INSERT INTO users (id) VALUES ('u1'), ('u2')`);
+  await sql.query(`INSERT INTO users (id, name) VALUES ('u1', 'one'), ('u2', 'two')`);
 });
 afterAll(() => close());
 
@@ -42,11 +44,17 @@ describe('readCatalog', () => {
     expect(catalog.tables.get('likes')?.foreignKeys).toEqual([
       { name: 'likes_post_fkey', columns: ['post_id'], refTable: 'posts', refColumns: ['id'], onDelete: 'set null', deferrable: true, initiallyDeferred: true, validated: true, enabled: false },
     ]);
+    // Unique over all rows: a primary key and a UNIQUE constraint are; a partial unique index is not.
     expect(posts?.indexes).toEqual([
-      { name: 'posts_author_id_idx', columns: ['author_id'] },
-      { name: 'posts_pkey', columns: ['id'] },
+      { name: 'posts_author_id_idx', columns: ['author_id'], unique: false },
+      { name: 'posts_pkey', columns: ['id'], unique: true },
+      { name: 'posts_score_some', columns: ['score'], unique: false },
     ]);
-    expect(catalog.tables.get('likes')?.indexes).toEqual([{ name: 'likes_pkey', columns: ['post_id', 'user_id'] }]);
+    expect(catalog.tables.get('likes')?.indexes).toEqual([{ name: 'likes_pkey', columns: ['post_id', 'user_id'], unique: true }]);
+    expect(catalog.tables.get('users')?.indexes).toEqual([
+      { name: 'users_name_key', columns: ['name'], unique: true },
+      { name: 'users_pkey', columns: ['id'], unique: true },
+    ]);
     expect(posts?.triggers).toEqual([{ name: 'posts_noop', enabled: false }]);
     expect(catalog.tables.get('likes')?.triggers).toEqual([]);
   });

@@ -126,6 +126,15 @@ describe('identity first (G14, S4)', () => {
     expect(await pushAs('newbie', [conv])).toEqual([{ id: conv.id, status: 'applied' }]);
     expect(await db.sql.query('SELECT id FROM users')).toEqual([{ id: 'newbie' }]);
   });
+
+  it('a user who deletes their own identity row gets a new one, from the token, at their next request', async () => {
+    await pushAs('ann', [m('rename', [{ op: 'update', table: 'users', id: 'ann', set: { name: 'Old name' } }])]);
+    expect(await pushAs('ann', [m('leave', [{ op: 'delete', table: 'users', id: 'ann' }])])).toMatchObject([{ status: 'applied' }]);
+    expect(await count('users')).toBe(0);
+    const project = m('p', [P('p1')]);
+    expect(await pushAs('ann', [project])).toEqual([{ id: project.id, status: 'applied' }]);
+    expect(await db.sql.query('SELECT id, name FROM users')).toEqual([{ id: 'ann', name: expect.not.stringMatching(/Old name/) as unknown }]);
+  });
 });
 
 describe('typed refusals, never a 23503 (D1, D2, D3, D5, S3)', () => {
