@@ -95,9 +95,10 @@ const MUTATIONS_PER_SESSION = 16;
  * One run of mutations, each in its own transaction. What ends a
  * transaction (the ledger row and COMMIT, or a ROLLBACK) is not sent alone:
  * it opens the next mutation's first script, or closes the run. If that
- * combined script fails, the whole request fails and nothing of the
- * mutation whose COMMIT was in it is kept, so the device simply pushes it
- * again. Resolves to false when a mutation's predecessor has not arrived.
+ * script fails and the mutation it ended did not commit (a constraint
+ * checked at COMMIT), that mutation is refused in its place (`endFailed`);
+ * any other failure fails the request, and the device pushes again.
+ * Resolves to false when a mutation's predecessor has not arrived.
  */
 async function processRun(
   deps: PushDeps,
