@@ -199,9 +199,8 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   // of a script sees what committed before it started).
   const open: Step[] = [
     'BEGIN ISOLATION LEVEL READ COMMITTED',
-    // Its writes do not signal the poke service commit by commit (see QUIET_SETTING).
-    `SET LOCAL ${QUIET_SETTING} = 'on'`,
-    call(CLIENT_LOCK, [client]),
+    // Quiet: its writes do not signal the poke service commit by commit (see QUIET_SETTING).
+    call(QUIET_CLIENT_LOCK, [client]),
     'SAVEPOINT mutation',
   ];
   const ledgerRead = call(LEDGER_READ, [client, lit(m.id), lit(m.prev ?? m.id)]);
@@ -314,6 +313,9 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
 }
 
 const CLIENT_LOCK = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 42))';
+
+/** The lock, and the transaction made quiet, in one statement. */
+const QUIET_CLIENT_LOCK = `SELECT set_config('${QUIET_SETTING}', 'on', true), pg_advisory_xact_lock(hashtextextended($1, 42))`;
 
 const LEDGER_READ = 'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id IN ($2, $3)';
 

@@ -216,6 +216,26 @@ describe('two server instances on one database', () => {
 describe('what is announced', () => {
   // A pull (or a push of nothing) must not announce anything: otherwise every
   // poked device's pull would poke every device again, for ever.
+  it('a push of many mutations signals once, after its commits, not once per mutation', async () => {
+    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
+    const heard: string[] = [];
+    const channel = changesChannel(await currentSchema(db.sql));
+    const unlisten = await db.sql.listen(channel, (payload) => heard.push(payload));
+    try {
+      const mutations = Array.from({ length: 5 }, (_, i) => mutation(`p${i}`, [{ op: 'insert', table: 'projects', row: { id: `p${i}`, owner_id: 'ann', title: 'Garden' } }]));
+      const { results } = await sync.push(await bearer('ann'), pushBody('dev-ann', mutations));
+      expect(results.map((r) => r.status)).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+      await sync.settled();
+      await db.sql.query(`SELECT pg_notify($1, 'barrier')`, [channel]);
+      await within(10_000, 'the barrier notification', (async () => {
+        while (!heard.includes('barrier')) await new Promise((r) => setTimeout(r, 5));
+      })());
+      expect(heard).toEqual(['', 'barrier']);
+    } finally {
+      await unlisten();
+    }
+  });
+
   it('a pull that writes nothing notifies no one', async () => {
     await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
     const heard: string[] = [];
