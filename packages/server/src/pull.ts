@@ -65,16 +65,27 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
     const at = lit(prev ?? '');
     const opened = await openSnapshot(s, deps.sql.kind, clientId, [
       prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+      // The rows a pull must look at one by one: those with earlier values
+      // (updates and deletes: possible deletes for this user, moved
+      // subtrees) and membership rows. Rows only inserted since the cursor
+      // are read where they are, table by table (see since): with many
+      // users, most are other users' and are never shipped here.
       prev === null
         ? 'SELECT 1'
-        : `SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
-            WHERE xid >= pg_snapshot_xmin(${at}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${at}::pg_snapshot)
-            ORDER BY tbl, row_id, seq DESC`,
+        : `SELECT tbl, row_id, old_row, had_old FROM (
+             SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
+              WHERE ${sinceCursor(at)}
+              ORDER BY tbl, row_id, seq DESC) c
+            WHERE had_old OR tbl = ANY(${membershipTablesSql(deps.schema)})`,
+      prev === null ? 'SELECT 1' : `SELECT DISTINCT tbl FROM _dovetail_changes WHERE ${sinceCursor(at)}`,
     ]);
     if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
     }
-    const found = prev === null ? await everything(s, deps.schema, identity.userId) : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as ChangedRow[]);
+    const found =
+      prev === null
+        ? await everything(s, deps.schema, identity.userId)
+        : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as ChangedRow[], new Set((opened.results[2] ?? []).map((r) => String(r['tbl']))));
     const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
     await s.script('COMMIT');
     return { cursor: opened.cursor, reset: prev === null, changes, hasMore: false, lastMutationId: opened.lastMutationId };
@@ -121,7 +132,22 @@ async function everything(tx: SqlQueryable, schema: Schema, userId: string): Pro
   return out;
 }
 
-async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[]): Promise<Change[]> {
+/** Change-log entries of transactions committed since the cursor's snapshot (`snapshot`: a SQL expression of its text). */
+function sinceCursor(snapshot: string, xid = 'xid'): string {
+  return `${xid} >= pg_snapshot_xmin(${snapshot}::pg_snapshot) AND NOT pg_visible_in_snapshot(${xid}, ${snapshot}::pg_snapshot)`;
+}
+
+/** The tables that `members` rules name, as a SQL text array. */
+function membershipTablesSql(schema: Schema): string {
+  const names = new Set(schema.tables.flatMap((t) => (t.visibility.kind === 'members' ? [t.visibility.table] : [])));
+  return `ARRAY[${[...names].map(quoteLiteral).join(', ')}]::text[]`;
+}
+
+/**
+ * The user's changes since the cursor: `changed` holds the rows with earlier
+ * values and the membership rows; `tables` every table with any change.
+ */
+async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[], tables: ReadonlySet<string>): Promise<Change[]> {
   const byTable = new Map<string, string[]>();
   /** Rows of which some version since the cursor had earlier values: only those can be deletes for this user. */
   const hadOld = new Set<string>();
@@ -139,8 +165,14 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   for (const [table, ids] of moved.revoked) revoked.set(table, [...(revoked.get(table) ?? []), ...ids]);
   for (const t of schema.syncedTables) {
     const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
-    if (ids.length === 0) continue;
-    const rows = await tx.query(`SELECT r.* FROM ${q(t.name)} r WHERE r.${q(t.primaryKey)} = ANY($2::text[]) AND ${visibleCondition(schema, t, 'r')}`, [userId, ids]);
+    if (ids.length === 0 && !tables.has(t.name)) continue;
+    // The rows listed, and those of the table written since the cursor, that the user may see now.
+    const rows = await tx.query(
+      `SELECT r.* FROM ${q(t.name)} r
+        WHERE r.${q(t.primaryKey)} IN (SELECT unnest($2::text[]) UNION SELECT c.row_id FROM _dovetail_changes c WHERE c.tbl = ${quoteLiteral(t.name)} AND ${sinceCursor('$3', 'c.xid')})
+          AND ${visibleCondition(schema, t, 'r')}`,
+      [userId, ids, prev],
+    );
     upsertsOut.push(...upserts(t, rows));
     const sent = new Set(rows.map((r) => String(r[t.primaryKey])));
     // (A row first written since the cursor and not visible, such as another
