@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { changesChannel, currentSchema } from '@dovetail/server';
 import { audienceOf, emptyAnnounced, noteChange } from '../src/audience.js';
 import type { Announced } from '../src/audience.js';
 import { ChangeFeed, FEED_ROWS } from '../src/change-feed.js';
-import { openTestDatabase, syncServer, truncateAll, twoConnections } from './support/harness.js';
+import { openTestDatabase, signalsDuring, syncServer, truncateAll, twoConnections } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
-import { within } from './support/http-client.js';
 import { serverSchema } from './support/schema.js';
 
 /**
@@ -17,11 +15,9 @@ import { serverSchema } from './support/schema.js';
  */
 
 let db: TestDatabase;
-let channel: string;
 beforeAll(async () => {
   db = await openTestDatabase();
   await syncServer(serverSchema, db.sql);
-  channel = changesChannel(await currentSchema(db.sql));
 }, 60_000);
 afterAll(() => db.close());
 
@@ -36,21 +32,11 @@ beforeEach(async () => {
 
 /** Runs `statements` in one transaction; resolves to the signals it sent, once they have all arrived. */
 async function signalledBy(...statements: string[]): Promise<string[]> {
-  const heard: string[] = [];
-  const unlisten = await db.sql.listen(channel, (payload) => heard.push(payload));
-  try {
-    await db.sql.transaction(async (tx) => {
+  return signalsDuring(db.sql, () =>
+    db.sql.transaction(async (tx) => {
       for (const s of statements) await tx.query(s);
-    });
-    // Notifications arrive in commit order: once the barrier is heard, the transaction's are too.
-    await db.sql.query(`SELECT pg_notify($1, 'barrier')`, [channel]);
-    await within(10_000, 'the barrier notification', (async () => {
-      while (!heard.includes('barrier')) await new Promise((r) => setTimeout(r, 5));
-    })());
-    return heard.filter((p) => p !== 'barrier');
-  } finally {
-    await unlisten();
-  }
+    }),
+  );
 }
 
 /** What a feed opened before `statements` (one transaction) reads after them. */

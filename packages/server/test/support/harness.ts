@@ -1,8 +1,9 @@
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import type { Schema } from '@dovetail/schema';
-import { createAuthenticator, embeddedSql, postgresSql, SyncServer } from '@dovetail/server';
+import { changesChannel, createAuthenticator, currentSchema, embeddedSql, postgresSql, SyncServer } from '@dovetail/server';
 import type { Logger, Sql, SyncServerOptions } from '@dovetail/server';
+import { within } from './http-client.js';
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 const key = new TextEncoder().encode(SECRET);
@@ -70,6 +71,27 @@ export async function openTestDatabase(): Promise<TestDatabase> {
       await admin.end();
     },
   };
+}
+
+/**
+ * The payloads notified on the schema's change channel while `during` runs.
+ * Notifications arrive in commit order, so once a barrier sent afterwards
+ * is heard, everything `during` committed has been heard too.
+ */
+export async function signalsDuring(sql: Sql, during: () => Promise<void>): Promise<string[]> {
+  const channel = changesChannel(await currentSchema(sql));
+  const heard: string[] = [];
+  const unlisten = await sql.listen(channel, (payload) => heard.push(payload));
+  try {
+    await during();
+    await sql.query(`SELECT pg_notify($1, 'barrier')`, [channel]);
+    await within(10_000, 'the barrier notification', (async () => {
+      while (!heard.includes('barrier')) await new Promise((r) => setTimeout(r, 5));
+    })());
+    return heard.filter((p) => p !== 'barrier');
+  } finally {
+    await unlisten();
+  }
 }
 
 /**
