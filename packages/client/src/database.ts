@@ -12,6 +12,7 @@ import type { LiveQueryOptions } from './live/live-queries.js';
 import { tablesReadBy } from './live/read-tables.js';
 import { normalizeOutbox, orderWithinMutation, relationsOf } from './outbox/normalize.js';
 import type { NormalizeResult, OutboxEntry } from './outbox/normalize.js';
+import { encodeOps } from './outbox/ops-codec.js';
 import { APPEND_SQL, outboxDepth, readOutbox, writeNormalized } from './outbox/store.js';
 import type { SerialConnection } from './serial-connection.js';
 import { SyncRunner } from './sync/runner.js';
@@ -155,7 +156,7 @@ export class Database<S extends Schema = Schema> {
         } catch (error) {
           throw await this.#explainKeys(tx, canonical, error);
         }
-        await tx.run(APPEND_SQL, [mutation.id, name, JSON.stringify(canonical), this.#clock.now()]);
+        await tx.run(APPEND_SQL, [mutation.id, name, encodeOps(canonical), this.#clock.now()]);
       },
       (tx, error) => this.#explainKeys(tx, canonical, error),
     );

@@ -69,6 +69,22 @@ describe('mutate() (G3)', () => {
     expect(await db.get('tasks', 't1')).toMatchObject({ title: 'ü ✓ \'quoted\'', done: true, rank: -42 });
   });
 
+  it('checks every row of a bulk insert, also those shaped like the one before', async () => {
+    const rows = Array.from({ length: 50 }, (_, k) => ({ id: `t${k}`, project_id: 'p1', title: `task ${k}`, rank: k }));
+    await db.mutate('bulk', (m) => rows.forEach((r) => m.insert('tasks', r)));
+    expect(await db.rows('tasks')).toHaveLength(50);
+    const attempts: [string, Promise<unknown>][] = [
+      ['invalid_value', db.mutate('x', (m) => [...rows.map((r) => ({ ...r, id: `n${r.id}` })), { id: 'bad', project_id: 'p1', title: 7 as never, rank: 1 }].forEach((r) => m.insert('tasks', r)))],
+      ['unknown_column', db.mutate('x', [{ op: 'insert', table: 'tasks', row: { id: 'a', project_id: 'p1', title: 'x', rank: 1, colour: 'red' } } as never])],
+      ['duplicate_row', db.mutate('x', (m) => m.insert('tasks', { id: 't3', project_id: 'p1', title: 'again', rank: 0 }))],
+    ];
+    for (const [expected, attempt] of attempts) expect(await codeOf(attempt)).toBe(expected);
+    expect(await db.rows('tasks')).toHaveLength(50);
+    // Packed in the outbox, read back op by op.
+    const entry = (await db.outbox()).find((e) => e.name === 'bulk');
+    expect(entry?.ops).toEqual(rows.map((row) => ({ op: 'insert', table: 'tasks', row })));
+  });
+
   it('rejects bad input with a code, and writes nothing', async () => {
     const before = await db.outboxDepth();
     const cases: [string, Promise<unknown>][] = [

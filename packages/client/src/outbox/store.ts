@@ -1,7 +1,7 @@
-import type { Op } from '@dovetail/protocol';
 import type { SqliteConnection } from '../driver.js';
 import { OUTBOX } from '../engine-tables.js';
 import type { NormalizeResult, OutboxEntry } from './normalize.js';
+import { decodeOps, encodeOps } from './ops-codec.js';
 
 interface OutboxRow {
   [key: string]: string | number;
@@ -22,7 +22,7 @@ export async function readOutbox(conn: SqliteConnection): Promise<OutboxEntry[]>
     seq: r.seq,
     id: r.id,
     name: r.name,
-    ops: JSON.parse(r.ops) as Op[],
+    ops: decodeOps(r.ops),
     sent: r.sent !== 0,
     mergedFrom: JSON.parse(r.merged_from) as string[],
   }));
@@ -40,6 +40,6 @@ export async function writeNormalized(tx: SqliteConnection, before: readonly Out
   for (const e of result.entries) {
     const prev = old.get(e.id);
     if (prev && prev.ops === e.ops && prev.mergedFrom === e.mergedFrom) continue;
-    await tx.run(`UPDATE ${OUTBOX} SET ops = ?, merged_from = ? WHERE id = ? AND sent = 0`, [JSON.stringify(e.ops), JSON.stringify(e.mergedFrom), e.id]);
+    await tx.run(`UPDATE ${OUTBOX} SET ops = ?, merged_from = ? WHERE id = ? AND sent = 0`, [encodeOps(e.ops), JSON.stringify(e.mergedFrom), e.id]);
   }
 }

@@ -11,6 +11,7 @@ import type { TableCodec } from '../write/codec.js';
 import { findViolations, tablesToCheck } from '../write/diagnose.js';
 import { ForeignKeyViolation } from '../errors.js';
 import { parkUniqueConflicts } from './unique-conflicts.js';
+import { decodeOps } from '../outbox/ops-codec.js';
 
 /** A mutation the server refused, kept for the app (G5). */
 export interface RejectedMutation {
@@ -100,7 +101,7 @@ export class SyncStore {
       const out: PushMutation[] = [];
       let prev: string | null = null;
       for (const r of rows) {
-        if (r.result === null && out.length < limit) out.push({ id: r.id, name: r.name, ops: JSON.parse(r.ops) as Op[], prev });
+        if (r.result === null && out.length < limit) out.push({ id: r.id, name: r.name, ops: decodeOps(r.ops), prev });
         prev = r.id;
       }
       if (out.length > 0) await tx.run(`UPDATE ${OUTBOX} SET sent = 1 WHERE id IN (${out.map(() => '?').join(',')})`, out.map((m) => m.id));
@@ -122,7 +123,7 @@ export class SyncStore {
         const rows = await tx.all<OutboxRow>(`SELECT seq, id, name, ops, result, created_at FROM ${OUTBOX} WHERE id = ?`, [r.id]);
         const entry = rows[0];
         if (!entry) continue;
-        const ops = JSON.parse(entry.ops) as Op[];
+        const ops = decodeOps(entry.ops);
         const touched = [...new Set(ops.map((op) => rowKey(op, this.#schema)))];
         await tx.run(`INSERT INTO ${REJECTED} (outbox_seq, id, name, ops, reason, message, rows, created_at, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, [
           entry.seq,
@@ -159,7 +160,7 @@ export class SyncStore {
       const outbox = await c.all<{ ops: string }>(`SELECT ops FROM ${OUTBOX}`);
       const rejected = await c.all<{ ops: string }>(`SELECT ops FROM ${REJECTED} WHERE needs_refresh = 1`);
       for (const { ops } of [...outbox, ...rejected]) {
-        for (const op of JSON.parse(ops) as Op[]) {
+        for (const op of decodeOps(ops)) {
           const row = touchedRow(op, this.#schema);
           if (row) add(row.table, row.id, row.deep);
         }
@@ -216,7 +217,7 @@ export class SyncStore {
     const has = (table: string, id: string, deep: boolean): boolean => asked.has(`${table}:${id}:deep`) || (!deep && asked.has(`${table}:${id}:`));
     const outbox = await tx.all<{ ops: string }>(`SELECT ops FROM ${OUTBOX}`);
     for (const { ops } of outbox) {
-      for (const op of JSON.parse(ops) as Op[]) {
+      for (const op of decodeOps(ops)) {
         const row = touchedRow(op, this.#schema);
         if (row && !has(row.table, row.id, row.deep)) throw new StaleRefresh('a local write arrived while the pull was on its way');
       }
@@ -311,7 +312,7 @@ export class SyncStore {
     const after = (await this.#positionOf(tx, lastMutationId)) ?? 0;
     const entries = await tx.all<OutboxRow>(`SELECT seq, id, name, ops, result, created_at FROM ${OUTBOX} WHERE seq > ? ORDER BY seq`, [after]);
     if (entries.length === 0) return [];
-    const parsed = entries.map((e) => ({ id: e.id, ops: JSON.parse(e.ops) as Op[] }));
+    const parsed = entries.map((e) => ({ id: e.id, ops: decodeOps(e.ops) }));
     const touched = new Set(parsed.flatMap((e) => e.ops.map((o) => o.table)));
     for (const t of touched) tables.add(t);
     // Fast path: everything replays and every key holds.
@@ -382,7 +383,7 @@ export class SyncStore {
     return rows.map((r) => ({
       id: r.id,
       name: r.name,
-      ops: JSON.parse(r.ops) as Op[],
+      ops: decodeOps(r.ops),
       reason: r.reason,
       message: r.message,
       rows: JSON.parse(r.rows) as string[],

@@ -1,5 +1,5 @@
 import { quoteIdent as q } from '@dovetail/schema';
-import type { Schema } from '@dovetail/schema';
+import type { ColumnModel, Schema } from '@dovetail/schema';
 import type { Op, RowValues } from '@dovetail/protocol';
 import { sqliteCodeOf } from '../driver.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
@@ -28,6 +28,8 @@ export class OpCompiler {
   readonly #schema: Schema;
   readonly #codecs = new Map<string, TableCodec>();
   readonly #sql = new Map<string, string>();
+  /** The last complete insert or upsert shape per table. */
+  readonly #lastShape = new Map<string, RowShape>();
 
   constructor(schema: Schema) {
     this.#schema = schema;
@@ -56,6 +58,16 @@ export class OpCompiler {
         const row = checkRow(op.row, `${op.op} into ${t.name}`);
         codec.idOf(row);
         codec.checkInsert(row);
+        // A row shaped like the last one into this table (a bulk insert): its statement and columns are known.
+        const last = this.#lastShape.get(t.name);
+        if (last && last.kind === op.op && last.matches(row)) {
+          const params = new Array<SqlValue>(last.columns.length);
+          for (let i = 0; i < last.columns.length; i++) {
+            const c = last.columns[i] as ColumnModel;
+            params[i] = codec.encodeAs(c, row[c.name]);
+          }
+          return { op: { op: op.op, table: t.name, row }, primaryKey: t.primaryKey, sql: last.sql, params, mustChange: false };
+        }
         const cols: string[] = [];
         const params: SqlValue[] = [];
         let complete = true;
@@ -79,6 +91,7 @@ export class OpCompiler {
           this.#sql.set(key, sql);
         }
         const canonical: Op = { op: op.op, table: t.name, row: complete ? row : defined(row) };
+        if (complete) this.#lastShape.set(t.name, shapeOf(op.op, cols, cols.map((c) => codec.column(c)), sql));
         return { op: canonical, primaryKey: t.primaryKey, sql, params, mustChange: false };
       }
       case 'update': {
@@ -112,6 +125,31 @@ function defined(values: RowValues): RowValues {
   const out: Record<string, RowValues[string]> = {};
   for (const k in values) if (values[k] !== undefined) out[k] = values[k];
   return out;
+}
+
+/** The columns of an insert or upsert, in order, with its statement. */
+interface RowShape {
+  readonly kind: 'insert' | 'upsert';
+  readonly columns: readonly ColumnModel[];
+  readonly sql: string;
+  /** Whether `row` has exactly these columns, in this order, none of them undefined. */
+  matches(row: RowValues): boolean;
+}
+
+function shapeOf(kind: 'insert' | 'upsert', names: readonly string[], columns: readonly ColumnModel[], sql: string): RowShape {
+  return {
+    kind,
+    columns,
+    sql,
+    matches(row) {
+      let i = 0;
+      for (const key in row) {
+        if (names[i] !== key || row[key] === undefined) return false;
+        i++;
+      }
+      return i === names.length;
+    },
+  };
 }
 
 function checkRow(row: unknown, what: string): RowValues {
