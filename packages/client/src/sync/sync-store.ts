@@ -115,11 +115,14 @@ export class SyncStore {
     const now = this.#now();
     return this.#conn.transaction(async (tx) => {
       const rejected: RejectedMutation[] = [];
+      // Applied ones in batches (one statement per batch rather than per mutation).
+      const applied = results.filter((r) => r.status === 'applied').map((r) => r.id);
+      for (let from = 0; from < applied.length; from += APPLIED_BATCH) {
+        const ids = applied.slice(from, from + APPLIED_BATCH);
+        await tx.run(`UPDATE ${OUTBOX} SET result = 'applied' WHERE id IN (${ids.map(() => '?').join(', ')})`, ids);
+      }
       for (const r of results) {
-        if (r.status === 'applied') {
-          await tx.run(`UPDATE ${OUTBOX} SET result = 'applied' WHERE id = ?`, [r.id]);
-          continue;
-        }
+        if (r.status === 'applied') continue;
         const rows = await tx.all<OutboxRow>(`SELECT seq, id, name, ops, result, created_at FROM ${OUTBOX} WHERE id = ?`, [r.id]);
         const entry = rows[0];
         if (!entry) continue;
@@ -397,6 +400,9 @@ export class SyncStore {
 function pulledKey(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
+
+/** Ids per statement when marking applied mutations (well under SQLite's limit on parameters). */
+const APPLIED_BATCH = 500;
 
 interface UpsertShape {
   /** The row's keys, in order, as they came. */
