@@ -39,3 +39,28 @@ it('applies a first sync that arrives children first, with keys on, every refere
   expect(await db.foreignKeyCheck()).toEqual([]);
   expect(await db.query('PRAGMA foreign_keys')).toEqual([{ foreign_keys: 1 }]);
 });
+
+it('applies a first sync that carries a row twice: the later copy wins, keys on', async () => {
+  const author = await world.deviceFor('una');
+  await author.db.mutate('tree', (m) => {
+    m.insert('projects', { id: 'o2', owner_id: 'una', title: 'P', public: false });
+    m.insert('tasks', { id: 'o2-t1', project_id: 'o2', title: 'first' });
+  });
+  await author.db.sync.syncNow();
+  // A transport whose first sync repeats every task, changed, right after it
+  // (the device inserts a reset's rows plainly into its emptied tables).
+  const http = httpTransport({ url: world.server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike });
+  const doubled: SyncTransport = {
+    push: (r, t, s) => http.push(r, t, s),
+    pull: async (r, t, s) => {
+      const page = await http.pull(r, t, s);
+      if (!page.reset) return page;
+      return { ...page, changes: page.changes.flatMap((c) => (c.op === 'upsert' && c.table === 'tasks' ? [c, { ...c, row: { ...c.row, title: 'again' } }] : [c])) };
+    },
+  };
+  const reader = world.device('una-new');
+  const db = await reader.signIn('una', { transport: doubled });
+  await db.sync.syncNow();
+  expect(await db.rows('tasks')).toEqual([expect.objectContaining({ id: 'o2-t1', title: 'again' })]);
+  expect(await db.foreignKeyCheck()).toEqual([]);
+});

@@ -190,7 +190,7 @@ export class SyncStore {
             tables.add(t.name);
           }
         }
-        await this.#applyChanges(tx, response.changes, tables);
+        await this.#applyChanges(tx, response.changes, tables, response.reset);
         const finalized = await this.#finalize(tx, response.lastMutationId);
         const skipped = await this.#replay(tx, response.lastMutationId, tables);
         await writeMeta(tx, MetaKey.Cursor, response.cursor);
@@ -231,8 +231,12 @@ export class SyncStore {
    * Applies changes in order; runs of the same statement go to the driver
    * as one batch. A row whose unique value is still held by a row later in
    * the batch parks that row first (see unique-conflicts.ts).
+   *
+   * After a reset the synced tables are empty, so rows are inserted plainly
+   * (an upsert costs SQLite about a quarter more); should a row come twice,
+   * its batch goes on as upserts from there.
    */
-  async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>): Promise<void> {
+  async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>, empty: boolean): Promise<void> {
     let lastIndex: Map<string, number> | undefined;
     const comesAfter = (at: number) => (table: string, id: string): boolean => {
       lastIndex ??= new Map(changes.map((c, i) => [`${c.table}\u0000${c.op === 'delete' ? c.id : pulledKey(c.row[this.#schema.table(c.table).primaryKey])}`, i]));
@@ -250,6 +254,12 @@ export class SyncStore {
         } catch (error) {
           const failed = from + (error instanceof SqliteDriverError ? (error.batchIndex ?? -1) : -1);
           const change = changes[positions[failed] ?? -1];
+          const upsert = sql === undefined ? undefined : this.#upsertFor.get(sql);
+          if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_PRIMARYKEY' && upsert !== undefined && failed >= from) {
+            sql = upsert;
+            from = failed;
+            continue;
+          }
           if (sqliteCodeOf(error) !== 'SQLITE_CONSTRAINT_UNIQUE' || failed < from || !change || change.op === 'delete') throw error;
           const t = this.#schema.table(change.table);
           const codec = this.#compiler.codec(t.name);
@@ -274,7 +284,7 @@ export class SyncStore {
         params = [change.id];
       } else {
         const shape = this.#shapeOf(t, change.row);
-        next = shape.sql;
+        next = empty ? shape.insertSql : shape.sql;
         params = new Array<SqlValue>(shape.cols.length);
         for (let i = 0; i < shape.cols.length; i++) {
           const c = shape.columns[i] as ColumnModel;
@@ -360,6 +370,8 @@ export class SyncStore {
     }
   }
 
+  /** The upsert to fall back on, by the plain INSERT of the same shape. */
+  readonly #upsertFor = new Map<string, string>();
   /** The last row shape seen per table: pulled rows of a table nearly always carry the same columns, in the same order. */
   readonly #shapes = new Map<string, UpsertShape>();
 
@@ -371,10 +383,10 @@ export class SyncStore {
     const keys = Object.keys(row);
     const cols = keys.filter((c) => codec.columns.has(c));
     const set = cols.filter((c) => c !== t.primaryKey);
-    const sql =
-      `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
-      (set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`);
-    const shape = { keys, cols, columns: cols.map((c) => codec.column(c)), sql, codec };
+    const insertSql = `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
+    const sql = `${insertSql} ${set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`}`;
+    if (this.#upsertFor.size < 1000) this.#upsertFor.set(insertSql, sql);
+    const shape = { keys, cols, columns: cols.map((c) => codec.column(c)), sql, insertSql, codec };
     this.#shapes.set(t.name, shape);
     return shape;
   }
@@ -410,7 +422,10 @@ interface UpsertShape {
   /** Those the device's schema has. */
   readonly cols: readonly string[];
   readonly columns: readonly ColumnModel[];
+  /** Inserts, or updates a row already there. */
   readonly sql: string;
+  /** Inserts only: for a table known to be empty. */
+  readonly insertSql: string;
   readonly codec: TableCodec;
 }
 
