@@ -13,6 +13,15 @@ beforeAll(async () => {
 });
 afterAll(() => world.close());
 
+/** The HTTP transport with every pull answer passed through `change` on its way to the device. */
+function pullsThrough(change: (page: Awaited<ReturnType<SyncTransport['pull']>>) => Awaited<ReturnType<SyncTransport['pull']>>): SyncTransport {
+  const http = httpTransport({ url: world.server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike });
+  return {
+    push: (r, t, s) => http.push(r, t, s),
+    pull: async (r, t, s) => change(await http.pull(r, t, s)),
+  };
+}
+
 it('applies a first sync that arrives children first, with keys on, every referenced user present (O1)', async () => {
   const author = await world.deviceFor('uma');
   await author.db.mutate('tree', (m) => {
@@ -23,14 +32,7 @@ it('applies a first sync that arrives children first, with keys on, every refere
   });
   await author.db.sync.syncNow();
   // A transport that hands the client every change in reverse: children before parents.
-  const http = httpTransport({ url: world.server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike });
-  const reversed: SyncTransport = {
-    push: (r, t, s) => http.push(r, t, s),
-    pull: async (r, t, s) => {
-      const page = await http.pull(r, t, s);
-      return { ...page, changes: [...page.changes].reverse() };
-    },
-  };
+  const reversed = pullsThrough((page) => ({ ...page, changes: [...page.changes].reverse() }));
   const reader = world.device('uma-new');
   const db = await reader.signIn('uma', { transport: reversed });
   await db.sync.syncNow();
@@ -49,15 +51,9 @@ it('applies a first sync that carries a row twice: the later copy wins, keys on'
   await author.db.sync.syncNow();
   // A transport whose first sync repeats every task, changed, right after it
   // (the device inserts a reset's rows plainly into its emptied tables).
-  const http = httpTransport({ url: world.server.url, webSocket: WebSocket as unknown as new (u: string) => WebSocketLike });
-  const doubled: SyncTransport = {
-    push: (r, t, s) => http.push(r, t, s),
-    pull: async (r, t, s) => {
-      const page = await http.pull(r, t, s);
-      if (!page.reset) return page;
-      return { ...page, changes: page.changes.flatMap((c) => (c.op === 'upsert' && c.table === 'tasks' ? [c, { ...c, row: { ...c.row, title: 'again' } }] : [c])) };
-    },
-  };
+  const doubled = pullsThrough((page) =>
+    page.reset ? { ...page, changes: page.changes.flatMap((c) => (c.op === 'upsert' && c.table === 'tasks' ? [c, { ...c, row: { ...c.row, title: 'again' } }] : [c])) } : page,
+  );
   const reader = world.device('una-new');
   const db = await reader.signIn('una', { transport: doubled });
   await db.sync.syncNow();
