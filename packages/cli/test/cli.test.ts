@@ -312,7 +312,6 @@ describe('dovetail dev with Postr', () => {
 
 describe('dovetail migrate on a database with rows', () => {
   let db: TestDatabase;
-  /** Outputs kept for the tests that check details of them. */
   beforeAll(async () => {
     db = await privateDatabase('migrate');
   });

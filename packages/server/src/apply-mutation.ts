@@ -1,12 +1,11 @@
 import { quoteIdent as q } from '@dovetail/schema';
 import type { ColumnModel, ForeignKeyModel, Schema, TableModel } from '@dovetail/schema';
 import type { JsonValue, Mutation } from '@dovetail/protocol';
-import { parentKey } from './insert-script.js';
+import { parentCheckSql, parentKey } from './insert-script.js';
 import { checkColumns, tableOf } from './op-checks.js';
 import type { Prefetched } from './insert-script.js';
-import { ownerExpression, ownerOf } from './ownership.js';
+import { ownerOf } from './ownership.js';
 import { Refusal } from './refusal.js';
-import { visibleCondition } from './visibility.js';
 import type { SqlQueryable } from './sql.js';
 
 interface Written {
@@ -164,19 +163,12 @@ async function checkParents(ctx: ApplyContext, w: Written): Promise<'kept' | 're
     const value = row[fk.column];
     // Keys are text (the schema insists), so anything else is no key at all.
     if (typeof value !== 'string') continue;
-    const parent = ctx.schema.table(fk.refTable);
     const ownedThrough = w.table.owner.kind === 'through' && w.table.owner.column === fk.column;
     const looked = ctx.prefetched?.parents.get(parentKey(fk.refTable, fk.refColumn, value, ownedThrough));
     const hit =
       looked !== undefined
         ? (looked ?? undefined)
-        : (
-            await ctx.tx.query<{ visible: boolean; owner: string | null }>(
-              `SELECT (${visibleCondition(ctx.schema, parent, 'p')}) AS visible, ${ownedThrough ? ownerExpression(ctx.schema, parent, 'p') : 'NULL::text'} AS owner
-               FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`,
-              [ctx.userId, value],
-            )
-          )[0];
+        : (await ctx.tx.query<{ visible: boolean; owner: string | null }>(parentCheckSql(ctx.schema, fk, ownedThrough), [ctx.userId, value]))[0];
     if (hit?.visible) {
       if (ownedThrough) w.parentOwner = hit.owner;
       continue;

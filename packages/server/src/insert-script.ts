@@ -16,7 +16,7 @@ export interface ParentLookup {
 
 /** What the statements of an insert script found, for `applyMutation`. */
 export interface Prefetched {
-  /** Per op: the row its INSERT wrote (`RETURNING *`), or undefined when a row with its id was already there. */
+  /** Per op: the row its INSERT wrote (every column the schema declares), or undefined when a row with its id was already there. */
   readonly rows: readonly (Record<string, unknown> | undefined)[];
   /** Parents by `parentKey`: found (visible or not), or null when there is no such row. */
   readonly parents: ReadonlyMap<string, ParentLookup | null>;
@@ -129,6 +129,16 @@ function statementTexts(schema: Schema): StatementTexts {
   };
   textsBySchema.set(schema, texts);
   return texts;
+}
+
+/**
+ * The look at the parent a key points at, for the user in `$1` and the
+ * key's value in `$2`: whether the user may see it, and (`withOwner`) its
+ * owner; the parent is locked against deletion until COMMIT. The same
+ * statement on both paths of a push.
+ */
+export function parentCheckSql(schema: Schema, fk: ForeignKeyModel, withOwner: boolean): string {
+  return statementTexts(schema).parentCheck(fk, withOwner);
 }
 
 /** A checked value as a literal of its column (an untyped literal takes the column's type). */

@@ -67,17 +67,19 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
       prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
       // The rows a pull must look at one by one: those with earlier values
       // (updates and deletes: possible deletes for this user, moved
-      // subtrees) and membership rows. Rows only inserted since the cursor
-      // are read where they are, table by table (see since): with many
-      // users, most are other users' and are never shipped here.
+      // subtrees) and membership rows; and one row of every other table
+      // written, so that every changed table is known. Rows only inserted
+      // since the cursor are read where they are, table by table (see
+      // since): with many users, most are other users' and are never
+      // shipped here.
       prev === null
         ? 'SELECT 1'
         : `SELECT tbl, row_id, old_row, had_old FROM (
-             SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
-              WHERE ${sinceCursor(at)}
-              ORDER BY tbl, row_id, seq DESC) c
-            WHERE had_old OR tbl = ANY(${membershipTablesSql(deps.schema)})`,
-      prev === null ? 'SELECT 1' : `SELECT DISTINCT tbl FROM _dovetail_changes WHERE ${sinceCursor(at)}`,
+             SELECT c.*, row_number() OVER (PARTITION BY tbl) AS n FROM (
+               SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
+                WHERE ${sinceCursor(at)}
+                ORDER BY tbl, row_id, seq DESC) c) x
+            WHERE had_old OR n = 1 OR tbl = ANY(${membershipTablesSql(deps.schema)})`,
     ]);
     if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
@@ -85,7 +87,7 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
     const found =
       prev === null
         ? await everything(s, deps.schema, identity.userId)
-        : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as ChangedRow[], new Set((opened.results[2] ?? []).map((r) => String(r['tbl']))));
+        : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as ChangedRow[]);
     const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
     await s.script('COMMIT');
     return { cursor: opened.cursor, reset: prev === null, changes, hasMore: false, lastMutationId: opened.lastMutationId };
@@ -145,9 +147,9 @@ function membershipTablesSql(schema: Schema): string {
 
 /**
  * The user's changes since the cursor: `changed` holds the rows with earlier
- * values and the membership rows; `tables` every table with any change.
+ * values, the membership rows, and at least one row of every table written.
  */
-async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[], tables: ReadonlySet<string>): Promise<Change[]> {
+async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, changed: readonly ChangedRow[]): Promise<Change[]> {
   const byTable = new Map<string, string[]>();
   /** Rows of which some version since the cursor had earlier values: only those can be deletes for this user. */
   const hadOld = new Set<string>();
@@ -165,7 +167,7 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   for (const [table, ids] of moved.revoked) revoked.set(table, [...(revoked.get(table) ?? []), ...ids]);
   for (const t of schema.syncedTables) {
     const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
-    if (ids.length === 0 && !tables.has(t.name)) continue;
+    if (!byTable.has(t.name) && ids.length === 0) continue; // nothing of it written since the cursor
     // The rows listed, and those of the table written since the cursor, that the user may see now.
     const rows = await tx.query(
       `SELECT r.* FROM ${q(t.name)} r

@@ -312,10 +312,12 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
 
-const CLIENT_LOCK = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 42))';
+/** One mutation of a client (`$1`) at a time, until COMMIT. */
+const LOCK_CLIENT = 'pg_advisory_xact_lock(hashtextextended($1, 42))';
+const CLIENT_LOCK = `SELECT ${LOCK_CLIENT}`;
 
 /** The lock, and the transaction made quiet, in one statement. */
-const QUIET_CLIENT_LOCK = `SELECT set_config('${QUIET_SETTING}', 'on', true), pg_advisory_xact_lock(hashtextextended($1, 42))`;
+const QUIET_CLIENT_LOCK = `SELECT set_config('${QUIET_SETTING}', 'on', true), ${LOCK_CLIENT}`;
 
 const LEDGER_READ = 'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id IN ($2, $3)';
 

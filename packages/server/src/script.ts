@@ -46,31 +46,22 @@ export async function runScript(s: SqlSession, steps: readonly Step[]): Promise<
     const rows = await s.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE starts_with(name, '${PREPARED_PREFIX}')`);
     prepared.reset(rows.map((r) => r.name));
   }
-  const used = new Set<string>();
-  const fresh = new Set<string>();
-  for (const step of steps) {
-    if (typeof step === 'string') continue;
-    const name = nameOf(step.text);
-    used.add(name);
-    if (!prepared.has(name)) fresh.add(name);
-  }
-  const parts: string[] = [];
+  const names = steps.map((step) => (typeof step === 'string' ? undefined : nameOf(step.text)));
+  const used = new Set(names.filter((name): name is string => name !== undefined));
+  /** Not prepared on this connection yet: prepared in this script, before their first use. */
+  const fresh = new Set([...used].filter((name) => !prepared.has(name)));
   const evicted = prepared.evictions(fresh.size, used);
-  for (const name of evicted) parts.push(`DEALLOCATE ${name}`);
+  const parts = evicted.map((name) => `DEALLOCATE ${name}`);
   const kept: number[] = [];
-  const preparing = new Set<string>();
-  for (const step of steps) {
+  steps.forEach((step, i) => {
     if (typeof step === 'string') {
       kept.push(parts.push(step) - 1);
-      continue;
+      return;
     }
-    const name = nameOf(step.text);
-    if (fresh.has(name) && !preparing.has(name)) {
-      parts.push(`PREPARE ${name} AS ${step.text}`);
-      preparing.add(name);
-    }
+    const name = names[i] as string;
+    if (fresh.delete(name)) parts.push(`PREPARE ${name} AS ${step.text}`);
     kept.push(parts.push(step.args.length > 0 ? `EXECUTE ${name}(${step.args.join(', ')})` : `EXECUTE ${name}`) - 1);
-  }
+  });
   let results: Record<string, unknown>[][];
   try {
     results = await s.script(parts.join(';\n'));

@@ -160,7 +160,6 @@ export function deletedRowCondition(schema: Schema, table: TableModel, oldRow = 
           AND EXISTS (SELECT 1 FROM _dovetail_changes ${c} WHERE ${c}.tbl = ${quoteLiteral(parent.name)} AND ${c}.row_id = ${field(img, column)} AND ${c}.old_row IS NOT NULL AND ${then})))`;
   };
 
-
   /** Owned by the user, judged from a row's last values. */
   const ownedThen = (t: TableModel, img: string, depth: number): string => {
     const o = t.owner;

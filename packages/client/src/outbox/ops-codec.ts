@@ -1,4 +1,5 @@
 import type { Op, RowValues } from '@dovetail/protocol';
+import { hasKeysInOrder } from '../write/row-keys.js';
 
 /**
  * How a mutation's ops are stored (in the outbox and the rejected log):
@@ -33,9 +34,8 @@ export function encodeOps(ops: readonly Op[]): string {
       for (; j < ops.length; j++) {
         const next = ops[j] as Op;
         if (next.op !== op.op || next.table !== op.table) break;
-        const values = valuesOf(next.row, columns);
-        if (!values) break;
-        rows.push(values);
+        if (!hasKeysInOrder(next.row, columns)) break;
+        rows.push(columns.map((c) => next.row[c]));
       }
       if (rows.length >= MIN_RUN) {
         out.push({ pack: op.op, table: op.table, columns, rows });
@@ -79,16 +79,4 @@ function definedKeys(row: RowValues): string[] | undefined {
     keys.push(key);
   }
   return keys;
-}
-
-/** The row's values in `columns` order, or undefined unless it has exactly those keys, in that order, none undefined. */
-function valuesOf(row: RowValues, columns: readonly string[]): unknown[] | undefined {
-  const values = new Array<unknown>(columns.length);
-  let i = 0;
-  for (const key in row) {
-    const value = row[key];
-    if (columns[i] !== key || value === undefined) return undefined;
-    values[i++] = value;
-  }
-  return i === columns.length ? values : undefined;
 }

@@ -11,6 +11,7 @@ import type { TableCodec } from '../write/codec.js';
 import { findViolations, tablesToCheck } from '../write/diagnose.js';
 import { ForeignKeyViolation } from '../errors.js';
 import { parkUniqueConflicts } from './unique-conflicts.js';
+import { hasKeysInOrder } from '../write/row-keys.js';
 import { decodeOps } from '../outbox/ops-codec.js';
 
 /** A mutation the server refused, kept for the app (G5). */
@@ -243,6 +244,8 @@ export class SyncStore {
       return (lastIndex.get(`${table}\u0000${id}`) ?? -1) > at;
     };
     let sql: string | undefined;
+    /** For a plain INSERT into an emptied table: the upsert of the same shape, should a row come twice. */
+    let fallback: string | undefined;
     let batch: SqlValue[][] = [];
     let positions: number[] = [];
     const flush = async (): Promise<void> => {
@@ -254,9 +257,9 @@ export class SyncStore {
         } catch (error) {
           const failed = from + (error instanceof SqliteDriverError ? (error.batchIndex ?? -1) : -1);
           const change = changes[positions[failed] ?? -1];
-          const upsert = sql === undefined ? undefined : this.#upsertFor.get(sql);
-          if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_PRIMARYKEY' && upsert !== undefined && failed >= from) {
-            sql = upsert;
+          if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_PRIMARYKEY' && fallback !== undefined && failed >= from) {
+            sql = fallback;
+            fallback = undefined;
             from = failed;
             continue;
           }
@@ -269,6 +272,7 @@ export class SyncStore {
         }
       }
       sql = undefined;
+      fallback = undefined;
       batch = [];
       positions = [];
     };
@@ -278,6 +282,7 @@ export class SyncStore {
       if (t.visibility.kind === 'none') continue;
       tables.add(t.name);
       let next: string;
+      let nextFallback: string | undefined;
       let params: SqlValue[];
       if (change.op === 'delete') {
         next = `DELETE FROM ${q(t.name)} WHERE ${q(t.primaryKey)} = ?`;
@@ -285,6 +290,7 @@ export class SyncStore {
       } else {
         const shape = this.#shapeOf(t, change.row);
         next = empty ? shape.insertSql : shape.sql;
+        nextFallback = empty ? shape.sql : undefined;
         params = new Array<SqlValue>(shape.cols.length);
         for (let i = 0; i < shape.cols.length; i++) {
           const c = shape.columns[i] as ColumnModel;
@@ -293,6 +299,7 @@ export class SyncStore {
       }
       if (next !== sql) await flush();
       sql = next;
+      fallback = nextFallback;
       batch.push(params);
       positions.push(index);
     }
@@ -370,22 +377,19 @@ export class SyncStore {
     }
   }
 
-  /** The upsert to fall back on, by the plain INSERT of the same shape. */
-  readonly #upsertFor = new Map<string, string>();
   /** The last row shape seen per table: pulled rows of a table nearly always carry the same columns, in the same order. */
   readonly #shapes = new Map<string, UpsertShape>();
 
   /** The upsert statement for a pulled row, by the columns it carries that the device knows (others are ignored). */
   #shapeOf(t: TableModel, row: RowValues): UpsertShape {
     const last = this.#shapes.get(t.name);
-    if (last && sameKeys(last.keys, row)) return last;
+    if (last && hasKeysInOrder(row, last.keys)) return last;
     const codec = this.#compiler.codec(t.name);
     const keys = Object.keys(row);
     const cols = keys.filter((c) => codec.columns.has(c));
     const set = cols.filter((c) => c !== t.primaryKey);
     const insertSql = `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
     const sql = `${insertSql} ${set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`}`;
-    if (this.#upsertFor.size < 1000) this.#upsertFor.set(insertSql, sql);
     const shape = { keys, cols, columns: cols.map((c) => codec.column(c)), sql, insertSql, codec };
     this.#shapes.set(t.name, shape);
     return shape;
@@ -427,14 +431,4 @@ interface UpsertShape {
   /** Inserts only: for a table known to be empty. */
   readonly insertSql: string;
   readonly codec: TableCodec;
-}
-
-/** Whether `row` has exactly `keys`, in that order (without allocating its key list). */
-function sameKeys(keys: readonly string[], row: RowValues): boolean {
-  let i = 0;
-  for (const key in row) {
-    if (keys[i] !== key) return false;
-    i++;
-  }
-  return i === keys.length;
 }

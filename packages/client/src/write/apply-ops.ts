@@ -5,6 +5,7 @@ import { sqliteCodeOf } from '../driver.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
 import { DovetailError } from '../errors.js';
 import { TableCodec } from './codec.js';
+import { hasKeysInOrder } from './row-keys.js';
 
 /** An op checked against the schema and turned into one SQL statement. */
 export interface PreparedOp {
@@ -137,19 +138,7 @@ interface RowShape {
 }
 
 function shapeOf(kind: 'insert' | 'upsert', names: readonly string[], columns: readonly ColumnModel[], sql: string): RowShape {
-  return {
-    kind,
-    columns,
-    sql,
-    matches(row) {
-      let i = 0;
-      for (const key in row) {
-        if (names[i] !== key || row[key] === undefined) return false;
-        i++;
-      }
-      return i === names.length;
-    },
-  };
+  return { kind, columns, sql, matches: (row) => hasKeysInOrder(row, names) };
 }
 
 function checkRow(row: unknown, what: string): RowValues {
