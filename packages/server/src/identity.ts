@@ -19,17 +19,28 @@ export const defaultIdentityRow: IdentityRow = ({ claims }) => {
  * Admits a push or pull: the client id must belong to this user (I1: a
  * device database pushes only under its own user's token), and the user's
  * identity row must exist before anything of theirs is applied (G14). Both
- * are looked up in one query; most requests come from users who exist, so
- * nothing is written (and nothing announced) then.
+ * are looked up in one query; most requests come from users and clients
+ * the server knows, so nothing is written (and nothing announced) then.
+ * The first push of a client id registers it to this user (its
+ * `_dovetail_clients` row, which every pushed mutation then updates); a
+ * pull claims nothing.
  */
-export async function admit(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow, clientId: string): Promise<void> {
+export async function admit(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow, clientId: string, kind: 'push' | 'pull'): Promise<void> {
   const table = schema.identity;
   const [found] = await sql.query<{ known: boolean; owner: string | null }>(
     `SELECT EXISTS (SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1) AS known,
-            (SELECT user_id FROM _dovetail_ledger WHERE client_id = $2 LIMIT 1) AS owner`,
+            (SELECT user_id FROM _dovetail_clients WHERE client_id = $2) AS owner`,
     [identity.userId, clientId],
   );
-  if (found?.owner != null && found.owner !== identity.userId) {
+  let owner = found?.owner ?? null;
+  if (owner === null && kind === 'push') {
+    // Two first requests may race: whichever registers first owns the id
+    // (read back in a statement of its own, which sees the other's commit).
+    await sql.query('INSERT INTO _dovetail_clients (client_id, user_id) VALUES ($1, $2) ON CONFLICT (client_id) DO NOTHING', [clientId, identity.userId]);
+    const [row] = await sql.query<{ owner: string }>('SELECT user_id AS owner FROM _dovetail_clients WHERE client_id = $1', [clientId]);
+    owner = row?.owner ?? null;
+  }
+  if (owner !== null ? owner !== identity.userId : kind === 'push') {
     throw new ServerError('forbidden', "this client id belongs to another user; a device database pushes only under its own user's token");
   }
   if (!found?.known) await createIdentity(sql, schema, identity, identityRow);

@@ -26,7 +26,7 @@ export type PullSink = (text: string) => Promise<void>;
  * device sees a broken response, never a short one that parses.
  */
 export async function streamFirstSync(deps: PullDeps, identity: Identity, clientId: string, write: PullSink, chunkRows = STREAM_CHUNK_ROWS): Promise<void> {
-  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId, 'pull');
   await deps.sql.session(async (s) => {
     const opened = await openSnapshot(s, deps.sql.kind, clientId);
     const head = { cursor: opened.cursor, reset: true, hasMore: false, lastMutationId: opened.lastMutationId };

@@ -56,7 +56,7 @@ export function decodeCursor(cursor: string): string {
 
 /** The user's changes since `cursor` (everything visible when it is null), plus the rows asked for in `refresh`. */
 export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
-  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId);
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId, 'pull');
   const prev = cursor === null ? null : decodeCursor(cursor);
   // One REPEATABLE READ snapshot for everything read, opened together with
   // the retention check and the changes since the cursor. The snapshot text
@@ -71,15 +71,9 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
       // written, so that every changed table is known. Rows only inserted
       // since the cursor are read where they are, table by table (see
       // since): with many users, most are other users' and are never
-      // shipped here.
-      prev === null
-        ? 'SELECT 1'
-        : `SELECT tbl, row_id, old_row, had_old FROM (
-             SELECT c.*, row_number() OVER (PARTITION BY tbl) AS n FROM (
-               SELECT DISTINCT ON (tbl, row_id) tbl, row_id, old_row, bool_or(old_row IS NOT NULL) OVER (PARTITION BY tbl, row_id) AS had_old FROM _dovetail_changes
-                WHERE ${sinceCursor(at)}
-                ORDER BY tbl, row_id, seq DESC) c) x
-            WHERE had_old OR n = 1 OR tbl = ANY(${membershipTablesSql(deps.schema)})`,
+      // shipped here. The window is read once; only the rows looked at one
+      // by one are sorted.
+      prev === null ? 'SELECT 1' : changedRowsSql(at, membershipTablesSql(deps.schema)),
     ]);
     if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
@@ -111,7 +105,7 @@ export async function openSnapshot(s: SqlSession, kind: Sql['kind'], clientId: s
       // not (as by default) for its first tenth.
       'SET LOCAL cursor_tuple_fraction = 1.0',
       'SELECT pg_current_snapshot()::text AS s',
-      `SELECT mutation_id FROM _dovetail_ledger WHERE client_id = ${lit(clientId)} ORDER BY seq DESC LIMIT 1`,
+      `SELECT last_mutation AS mutation_id FROM _dovetail_clients WHERE client_id = ${lit(clientId)}`,
       ...statements,
     ].join(';\n'),
   );
@@ -137,6 +131,22 @@ async function everything(tx: SqlQueryable, schema: Schema, userId: string): Pro
 /** Change-log entries of transactions committed since the cursor's snapshot (`snapshot`: a SQL expression of its text). */
 function sinceCursor(snapshot: string, xid = 'xid'): string {
   return `${xid} >= pg_snapshot_xmin(${snapshot}::pg_snapshot) AND NOT pg_visible_in_snapshot(${xid}, ${snapshot}::pg_snapshot)`;
+}
+
+/**
+ * The change-log entries since the cursor (`snapshot`) that a pull looks at
+ * one by one, each row once with its latest earlier values and whether any
+ * of its changes had some (`had_old`); then, for every other table written,
+ * one of its rows, so that the table is known to have changed.
+ */
+function changedRowsSql(snapshot: string, membershipTables: string): string {
+  return `WITH w AS MATERIALIZED (SELECT tbl, row_id, seq, old_row FROM _dovetail_changes WHERE ${sinceCursor(snapshot)}),
+     one AS (SELECT DISTINCT tbl, row_id FROM w WHERE old_row IS NOT NULL OR tbl = ANY(${membershipTables}))
+   (SELECT DISTINCT ON (w.tbl, w.row_id) w.tbl, w.row_id, w.old_row, bool_or(w.old_row IS NOT NULL) OVER (PARTITION BY w.tbl, w.row_id) AS had_old
+      FROM w JOIN one ON one.tbl = w.tbl AND one.row_id = w.row_id
+     ORDER BY w.tbl, w.row_id, w.seq DESC)
+   UNION ALL
+   SELECT tbl, min(row_id), NULL, false FROM w WHERE tbl NOT IN (SELECT tbl FROM one) GROUP BY tbl`;
 }
 
 /** The tables that `members` rules name, as a SQL text array. */

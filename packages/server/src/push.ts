@@ -67,7 +67,7 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   if (input.mutations.length > deps.limits.maxMutationsPerPush) {
     throw new ServerError('too_many_mutations', `a push may carry at most ${deps.limits.maxMutationsPerPush} mutations, this one has ${input.mutations.length}; send them in smaller pushes`);
   }
-  await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId);
+  await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId, 'push');
   const results: MutationResult[] = [];
   const applied = { count: 0 };
   try {
@@ -195,14 +195,9 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   const size = Buffer.byteLength(JSON.stringify(m.ops));
   const client = lit(clientId);
   // One mutation of a client at a time, across requests and server
-  // instances: the lock is taken before the ledger is read (each statement
-  // of a script sees what committed before it started).
-  const open: Step[] = [
-    'BEGIN ISOLATION LEVEL READ COMMITTED',
-    // Quiet: its writes do not signal the poke service commit by commit (see QUIET_SETTING).
-    call(QUIET_CLIENT_LOCK, [client]),
-    'SAVEPOINT mutation',
-  ];
+  // instances: the client's row is locked before the ledger is read (each
+  // statement of a script sees what committed before it started).
+  const open: Step[] = ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), 'SAVEPOINT mutation'];
   const ledgerRead = call(LEDGER_READ, [client, lit(m.id), lit(m.prev ?? m.id)]);
   const tooLarge = m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes;
   // Inserts only (nearly every mutation): its statements travel with the opening script.
@@ -212,6 +207,11 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   let failed: Error | undefined;
   try {
     const opened = await runScript(s, [...carry, ...open, ledgerRead, ...(fast?.statements ?? [])]);
+    if (opened[carry.length + 1]?.length !== 1) {
+      // Registered by admit(), so only gone if something else deleted it: nothing of this mutation may commit.
+      await s.script('ROLLBACK');
+      throw new ServerError('internal', `the server has no record of client '${clientId}' (its _dovetail_clients row is gone); push again, and the client is registered anew`);
+    }
     const extra = fast?.statements.length ?? 0;
     known = (opened.at(-1 - extra) ?? []) as unknown as typeof known;
     prefetched = fast?.read(opened.slice(opened.length - extra));
@@ -287,7 +287,7 @@ async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clie
   const [done] = await runScript(s, [call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
   if (!refusal || (done ?? []).length > 0) throw error;
   const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(m), refusal);
-  await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLIENT_LOCK, [client]), ...record, 'COMMIT']);
+  await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), ...record, 'COMMIT']);
   return result;
 }
 
@@ -312,17 +312,22 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
 
-/** One mutation of a client (`$1`) at a time, until COMMIT. */
-const LOCK_CLIENT = 'pg_advisory_xact_lock(hashtextextended($1, 42))';
-const CLIENT_LOCK = `SELECT ${LOCK_CLIENT}`;
-
-/** The lock, and the transaction made quiet, in one statement. */
-const QUIET_CLIENT_LOCK = `SELECT set_config('${QUIET_SETTING}', 'on', true), ${LOCK_CLIENT}`;
+/**
+ * Opens a mutation's transaction: locks the client's row (`$1`) until
+ * COMMIT, so one client's mutations go one at a time across requests and
+ * server instances, counts it, and names it (`$2`) as the client's last,
+ * which holds if the transaction commits (applied or refused; a replay
+ * rolls back). It also makes the transaction quiet: its writes do not
+ * signal the poke service commit by commit (see QUIET_SETTING). One row
+ * comes back, unless the client's row is missing.
+ */
+const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1 RETURNING set_config('${QUIET_SETTING}', 'on', true) AS quiet`;
 
 const LEDGER_READ = 'SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id IN ($2, $3)';
 
+/** The ledger row, numbered by the client row's count (which `CLAIM_CLIENT` moved on in this transaction). */
 const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
-  VALUES ($1, $2, $3, (SELECT COALESCE(max(seq), 0) + 1 FROM _dovetail_ledger WHERE client_id = $1), $4, $5)`;
+  VALUES ($1, $2, $3, (SELECT seq FROM _dovetail_clients WHERE client_id = $1), $4, $5)`;
 
 function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): Step {
   return call(LEDGER_INSERT, [lit(clientId), lit(mutationId), lit(userId), lit(digest), lit(JSON.stringify(result))]);

@@ -48,6 +48,12 @@ export async function currentSchema(sql: SqlQueryable): Promise<string> {
  *   order through snapshots, and the old row of a delete (for visibility);
  * - `_dovetail_ledger`: every processed mutation (client, id, result),
  *   written in the same transaction as its effects;
+ * - `_dovetail_clients`: one row per device database (client id): the user
+ *   it belongs to, and the last mutation of it the server processed. A
+ *   push updates it first in each mutation's transaction, so the row lock
+ *   keeps one client's mutations in order across requests and instances
+ *   and numbers them (the ledger's `seq`), and a pull reads, in its
+ *   snapshot, which mutation its state contains;
  * - `_dovetail_refused`: rows that refused mutations would have created, so
  *   a later mutation that needs one is refused with `parent_rejected`;
  * - `_dovetail_meta`: key/value settings (the pruning watermark).
@@ -80,7 +86,23 @@ const ENGINE_DDL = [
      at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (client_id, mutation_id)
    )`,
-  `CREATE UNIQUE INDEX IF NOT EXISTS _dovetail_ledger_order ON _dovetail_ledger (client_id, seq)`,
+  `CREATE TABLE IF NOT EXISTS _dovetail_clients (
+     client_id text PRIMARY KEY,
+     user_id text NOT NULL,
+     seq bigint NOT NULL DEFAULT 0,
+     last_mutation text
+   )`,
+  // Earlier versions numbered a client's ledger rows by reading the ledger
+  // (kept unique by an index) and found its last mutation there; both are
+  // now the clients row, filled here from the ledger before the index goes.
+  `DO $$ BEGIN
+     IF to_regclass('_dovetail_ledger_order') IS NOT NULL THEN
+       INSERT INTO _dovetail_clients (client_id, user_id, seq, last_mutation)
+         SELECT DISTINCT ON (client_id) client_id, user_id, seq, mutation_id FROM _dovetail_ledger ORDER BY client_id, seq DESC
+         ON CONFLICT (client_id) DO NOTHING;
+       DROP INDEX _dovetail_ledger_order;
+     END IF;
+   END $$`,
   `CREATE TABLE IF NOT EXISTS _dovetail_refused (
      client_id text NOT NULL,
      tbl text NOT NULL,

@@ -221,6 +221,51 @@ describe('no one where they do not belong (G12, I2)', () => {
     expect(error).toMatchObject({ code: 'forbidden' });
     expect(await count('projects')).toBe(1);
   });
+
+  it('a device id is claimed by its first push, not by pulls', async () => {
+    const pull = async (user: string) => server.pull(await bearer(user), { protocolVersion: 1, clientId: 'fresh-device', schemaVersion: 1, cursor: null });
+    await pull('ann');
+    expect(await pushAs('bob', [m('q', [P('q1', 'bob')])], 'fresh-device')).toMatchObject([{ status: 'applied' }]);
+    expect(await pull('ann').catch((e: unknown) => e as { code: string })).toMatchObject({ code: 'forbidden' });
+    expect((await pull('bob')).lastMutationId).toBe(`mut-${seq}`);
+  });
+});
+
+describe("the client's record", () => {
+  const record = async (clientId: string) => (await db.sql.query<{ seq: string; last_mutation: string | null }>('SELECT seq::text AS seq, last_mutation FROM _dovetail_clients WHERE client_id = $1', [clientId]))[0];
+  const numbering = async (clientId: string) => (await db.sql.query<{ mutation_id: string; seq: string }>('SELECT mutation_id, seq::text AS seq FROM _dovetail_ledger WHERE client_id = $1 ORDER BY seq', [clientId])).map((r) => `${r.mutation_id}#${r.seq}`);
+  const lastPulled = async (clientId: string) => (await server.pull(await bearer('ann'), { protocolVersion: 1, clientId, schemaVersion: 1, cursor: null })).lastMutationId;
+
+  it('numbers the processed mutations of a client in order, refusals too, and names the last, which a pull reports; replays change neither', async () => {
+    const a = m('a', [P('p1')]);
+    const b = m('b', [P('p2', 'bob')], a.id); // refused: it is processed all the same
+    const c = m('c', [P('p3')], b.id);
+    await pushAs('ann', [a, b, c], 'numbered');
+    expect(await numbering('numbered')).toEqual([`${a.id}#1`, `${b.id}#2`, `${c.id}#3`]);
+    expect(await record('numbered')).toEqual({ seq: '3', last_mutation: c.id });
+    expect(await lastPulled('numbered')).toBe(c.id);
+    await pushAs('ann', [a, b, c], 'numbered');
+    expect(await record('numbered')).toEqual({ seq: '3', last_mutation: c.id });
+  });
+
+  it('a database set up by an earlier version (the ledger numbered by its own index) gets its clients from the ledger, and numbering goes on', async () => {
+    const a = m('a', [P('p1')]);
+    const b = m('b', [P('p2')], a.id);
+    await pushAs('ann', [a, b], 'older');
+    // The layout of earlier versions: no clients table, a unique index on the ledger's numbering.
+    await db.sql.query('DROP TABLE _dovetail_clients');
+    await db.sql.query('CREATE UNIQUE INDEX _dovetail_ledger_order ON _dovetail_ledger (client_id, seq)');
+    await server.setup();
+    expect(await record('older')).toEqual({ seq: '2', last_mutation: b.id });
+    expect(await db.sql.query("SELECT to_regclass('_dovetail_ledger_order') AS index")).toEqual([{ index: null }]);
+    expect(await lastPulled('older')).toBe(b.id);
+    const c = m('c', [P('p3')], b.id);
+    await pushAs('ann', [c], 'older');
+    expect(await numbering('older')).toEqual([`${a.id}#1`, `${b.id}#2`, `${c.id}#3`]);
+    // Run again over the new layout, setup changes nothing.
+    await server.setup();
+    expect(await record('older')).toEqual({ seq: '3', last_mutation: c.id });
+  });
 });
 
 describe('what Postgres refuses by itself', () => {

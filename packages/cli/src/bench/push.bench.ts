@@ -28,7 +28,7 @@ import type { BenchDevice, BenchWorld, TransportProbe } from './world.js';
 
 const DEVICES = 20;
 const PER_DEVICE = 200;
-const WARMUP_PER_DEVICE = 5;
+const WARMUP_PER_DEVICE = 100;
 const ROUNDS = 2;
 
 const userOf = (d: number): string => `push-user-${String(d).padStart(2, '0')}`;

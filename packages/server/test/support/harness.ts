@@ -130,6 +130,6 @@ export async function syncServer(schema: Schema, sql: Sql, options: Partial<Sync
 
 /** Empties every table (between tests sharing one database). */
 export async function truncateAll(sql: Sql, schema: Schema): Promise<void> {
-  const tables = [...schema.tables.map((t) => `"${t.name}"`), '_dovetail_changes', '_dovetail_ledger', '_dovetail_refused', '_dovetail_meta'];
+  const tables = [...schema.tables.map((t) => `"${t.name}"`), '_dovetail_changes', '_dovetail_ledger', '_dovetail_clients', '_dovetail_refused', '_dovetail_meta'];
   await sql.query(`TRUNCATE ${tables.join(', ')}`);
 }
