@@ -178,11 +178,18 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   for (const t of schema.syncedTables) {
     const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
     if (!byTable.has(t.name) && ids.length === 0) continue; // nothing of it written since the cursor
-    // The rows listed, and those of the table written since the cursor, that the user may see now.
+    // The rows listed, and those of the table written since the cursor,
+    // that the user may see now. The second are asked for as a semi-join,
+    // so Postgres may go from the change log to the rows or from the rows
+    // the user may see to the change log, whichever is smaller.
+    const pk = `r.${q(t.primaryKey)}`;
+    const visible = visibleCondition(schema, t, 'r');
     const rows = await tx.query(
-      `SELECT r.* FROM ${q(t.name)} r
-        WHERE r.${q(t.primaryKey)} IN (SELECT unnest($2::text[]) UNION SELECT c.row_id FROM _dovetail_changes c WHERE c.tbl = ${quoteLiteral(t.name)} AND ${sinceCursor('$3', 'c.xid')})
-          AND ${visibleCondition(schema, t, 'r')}`,
+      `SELECT r.* FROM ${q(t.name)} r WHERE ${pk} = ANY($2::text[]) AND ${visible}
+       UNION ALL
+       SELECT r.* FROM ${q(t.name)} r
+        WHERE EXISTS (SELECT 1 FROM _dovetail_changes c WHERE c.tbl = ${quoteLiteral(t.name)} AND c.row_id = ${pk} AND ${sinceCursor('$3', 'c.xid')})
+          AND NOT (${pk} = ANY($2::text[])) AND ${visible}`,
       [userId, ids, prev],
     );
     upsertsOut.push(...upserts(t, rows));
