@@ -248,6 +248,28 @@ describe("the client's record", () => {
     expect(await record('numbered')).toEqual({ seq: '3', last_mutation: c.id });
   });
 
+  it("a device row deleted by other code while a push is under way: that push fails and writes nothing; the next one registers the device again", async () => {
+    // Deleted after admit() registered the device, before the first mutation's script.
+    let armed = true;
+    const sql: typeof db.sql = {
+      ...db.sql,
+      session: async (fn) => {
+        if (armed) {
+          armed = false;
+          await db.sql.query("DELETE FROM _dovetail_clients WHERE client_id = 'vanishing'");
+        }
+        return db.sql.session(fn);
+      },
+    };
+    const racing = await syncServer(serverSchema, sql);
+    const mut = m('a', [P('p1')]);
+    const push = async () => racing.push(await bearer('ann'), { protocolVersion: 1, clientId: 'vanishing', schemaVersion: 1, mutations: [mut] });
+    expect(await push().catch((e: unknown) => e)).toMatchObject({ code: 'internal', message: expect.stringMatching(/no record of client 'vanishing'.*push again/) as unknown });
+    expect([await count('projects'), await count('_dovetail_ledger')]).toEqual([0, 0]);
+    expect((await push()).results).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(await record('vanishing')).toEqual({ seq: '1', last_mutation: mut.id });
+  });
+
   it('a database set up by an earlier version (the ledger numbered by its own index) gets its clients from the ledger, and numbering goes on', async () => {
     const a = m('a', [P('p1')]);
     const b = m('b', [P('p2')], a.id);
