@@ -1,3 +1,4 @@
+import { ENGINE_TABLES } from '@dovetail/server';
 import type { Sql } from '@dovetail/server';
 
 /**
@@ -129,7 +130,7 @@ export async function readLedger(sql: Sql): Promise<LedgerRow[]> {
 
 /** Empties every table, the engine's included, between runs. */
 export async function truncateAll(sql: Sql): Promise<void> {
-  await sql.query(`TRUNCATE ${[...TABLES, '_dovetail_changes', '_dovetail_ledger', '_dovetail_clients', '_dovetail_refused', '_dovetail_meta'].map((t) => `"${t}"`).join(', ')} RESTART IDENTITY CASCADE`);
+  await sql.query(`TRUNCATE ${[...TABLES, ...ENGINE_TABLES].map((t) => `"${t}"`).join(', ')} RESTART IDENTITY CASCADE`);
 }
 
 /** Per column, every value a user could see (or a device wrote) for one row: where a device's values may come from. */

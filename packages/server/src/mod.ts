@@ -27,7 +27,7 @@ export type { PushLimits, MutationResult } from './push.js';
 export { cursorSnapshot } from './pull.js';
 export type { Change, PullResult } from './pull.js';
 export type { RateLimit } from './rate-limit.js';
-export { changesChannel, currentSchema } from './setup.js';
+export { changesChannel, currentSchema, ENGINE_TABLES } from './setup.js';
 export { readCatalog } from './catalog.js';
 export type { Catalog, CatalogColumn, CatalogForeignKey, CatalogIndex, CatalogOnDelete, CatalogTable, CatalogTrigger } from './catalog.js';
 export { planMigration } from './migrate/plan.js';

@@ -129,6 +129,12 @@ const ENGINE_DDL = [
   `DROP FUNCTION IF EXISTS _dovetail_announce(text, text, text, text)`,
 ];
 
+/** The engine's tables, in the order the DDL creates them (read from it, so the two never drift apart). */
+export const ENGINE_TABLES: readonly string[] = ENGINE_DDL.flatMap((ddl) => {
+  const table = /^CREATE TABLE IF NOT EXISTS (\w+)/.exec(ddl)?.[1];
+  return table ? [table] : [];
+});
+
 /**
  * The statements that create the engine tables and the shared capture
  * function; each is idempotent (`IF NOT EXISTS`, `OR REPLACE`). Exported

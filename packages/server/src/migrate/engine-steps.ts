@@ -1,31 +1,27 @@
 import type { TableModel } from '@dovetail/schema';
 import type { Catalog, CatalogTable } from '../catalog.js';
-import { captureDdl, engineDdl } from '../setup.js';
+import { captureDdl, engineDdl, ENGINE_TABLES } from '../setup.js';
 import type { MigrationStep } from './types.js';
 
-/** What the engine's DDL creates, read from the DDL itself so the two never drift apart. */
-function engineRelations(): { tables: string[]; indexes: { name: string; table: string }[] } {
-  const tables: string[] = [];
+/** The indexes the engine's DDL creates, read from the DDL itself so the two never drift apart. */
+function engineIndexes(): { name: string; table: string }[] {
   const indexes: { name: string; table: string }[] = [];
   for (const ddl of engineDdl()) {
-    const table = /^CREATE TABLE IF NOT EXISTS (\w+)/.exec(ddl)?.[1];
-    if (table) tables.push(table);
     const index = /^CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON (\w+)/.exec(ddl);
     if (index?.[1] && index[2]) indexes.push({ name: index[1], table: index[2] });
   }
-  return { tables, indexes };
+  return indexes;
 }
 
 /**
- * The engine's tables (changes, ledger, refused rows, settings) and the
+ * The engine's tables (changes, ledger, clients, refused rows, settings) and the
  * shared capture function, as one step when any table or index of theirs
  * is missing. The statements are idempotent, so running them over a
  * half-present engine only adds what is missing.
  */
 export function engineStep(catalog: Catalog): MigrationStep | undefined {
-  const { tables, indexes } = engineRelations();
-  const missingTables = tables.filter((t) => !catalog.tables.has(t));
-  const missingIndexes = indexes.filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
+  const missingTables = ENGINE_TABLES.filter((t) => !catalog.tables.has(t));
+  const missingIndexes = engineIndexes().filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
   if (missingTables.length === 0 && missingIndexes.length === 0) return undefined;
   const what = missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : `indexes ${missingIndexes.map((i) => i.name).join(', ')}`;
   return {

@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import type { Schema } from '@dovetail/schema';
-import { changesChannel, createAuthenticator, currentSchema, embeddedSql, postgresSql, SyncServer } from '@dovetail/server';
+import { changesChannel, createAuthenticator, currentSchema, embeddedSql, ENGINE_TABLES, postgresSql, SyncServer } from '@dovetail/server';
 import type { Logger, Sql, SyncServerOptions } from '@dovetail/server';
 import { within } from './http-client.js';
 
@@ -130,6 +130,6 @@ export async function syncServer(schema: Schema, sql: Sql, options: Partial<Sync
 
 /** Empties every table (between tests sharing one database). */
 export async function truncateAll(sql: Sql, schema: Schema): Promise<void> {
-  const tables = [...schema.tables.map((t) => `"${t.name}"`), '_dovetail_changes', '_dovetail_ledger', '_dovetail_clients', '_dovetail_refused', '_dovetail_meta'];
+  const tables = [...schema.tables.map((t) => `"${t.name}"`), ...ENGINE_TABLES];
   await sql.query(`TRUNCATE ${tables.join(', ')}`);
 }

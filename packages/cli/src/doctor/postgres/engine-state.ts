@@ -1,11 +1,10 @@
+import { ENGINE_TABLES } from '@dovetail/server';
 import type { SqlQueryable } from '@dovetail/server';
 import type { Expected } from '../expected.js';
 import { ageText, plural } from '../format.js';
 import type { DbShape } from '../shape.js';
 import type { EngineStateDetails, Finding } from '../types.js';
 
-/** The server engine's tables (see the server's setup.ts). */
-const ENGINE_TABLES = ['_dovetail_meta', '_dovetail_changes', '_dovetail_ledger', '_dovetail_clients', '_dovetail_refused'] as const;
 const CAPTURE = '_dovetail_capture';
 const SETUP = 'start `dovetail serve` once against this database: its setup creates the engine tables and the capture triggers';
 
