@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Mutation, Op } from '@dovetail/protocol';
 import type { MutationResult } from '@dovetail/server';
+import { LEDGER_READ } from '../src/push.js';
 import { bearer, openTestDatabase, syncServer, truncateAll } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
@@ -287,6 +288,29 @@ describe("the client's record", () => {
     // Run again over the new layout, setup changes nothing.
     await server.setup();
     expect(await record('older')).toEqual({ seq: '3', last_mutation: c.id });
+  });
+  it("finds a mutation in the ledger by its whole key, even with a plan made while the ledger was small", async () => {
+    // The push prepares the lookup once per connection and Postgres may keep
+    // one plan for it, made with whatever the ledger held then.
+    const plan = await db.sql.transaction(async (tx) => {
+      await tx.query('SET LOCAL plan_cache_mode = force_generic_plan');
+      await tx.query(`PREPARE ledger_probe AS ${LEDGER_READ}`);
+      try {
+        const fill = (from: number, to: number) =>
+          tx.query(`INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result) SELECT 'busy', 'm-' || i, 'ann', i, '', '{}' FROM generate_series(${from}, ${to}) i`);
+        await fill(1, 5);
+        await tx.query("EXECUTE ledger_probe('busy', 'm-1', 'm-1')");
+        await fill(6, 3000);
+        const found = await tx.query<{ mutation_id: string }>("EXECUTE ledger_probe('busy', 'm-2999', 'm-3000')");
+        expect(found.map((r) => r.mutation_id).sort()).toEqual(['m-2999', 'm-3000']);
+        return JSON.stringify(await tx.query("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ledger_probe('busy', 'm-2999', 'm-2999')"));
+      } finally {
+        await tx.query('DEALLOCATE ledger_probe');
+      }
+    });
+    // Not the client's 3,000 rows read and all but one thrown away.
+    expect(plan).not.toMatch(/Rows Removed by Filter":\s*[1-9]/);
+    expect(plan).toMatch(/Index Cond":"[^"]*mutation_id/);
   });
 });
 
