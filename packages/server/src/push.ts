@@ -116,7 +116,14 @@ async function processRun(
   /** `ending`'s transaction did not commit: it is refused, in place of its answer. */
   const failedAtEnd = async (error: unknown): Promise<void> => {
     if (!ending) throw error;
-    results[results.length - 1] = await endFailed(deps, s, identity, clientId, ending, error);
+    const answer = await endFailed(deps, s, identity, clientId, ending, error);
+    if (answer === 'committed') {
+      // The failure came after its COMMIT: the request fails, and what committed is counted.
+      applied.count += carried;
+      carried = 0;
+      throw error;
+    }
+    results[results.length - 1] = answer;
     carried = 0;
   };
   try {
@@ -128,7 +135,11 @@ async function processRun(
       try {
         outcome = await processWithRetry(deps, s, identity, clientId, m, pending);
       } catch (error) {
-        if ((error as { carried?: boolean } | null)?.carried !== true) throw error;
+        if ((error as { carried?: boolean } | null)?.carried !== true) {
+          // It failed after what it carried (the previous mutation's COMMIT) went through.
+          applied.count += carried;
+          throw error;
+        }
         await failedAtEnd(error);
         outcome = await processWithRetry(deps, s, identity, clientId, m, []);
       }
@@ -202,19 +213,12 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   const tooLarge = m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes;
   // Inserts only (nearly every mutation): its statements travel with the opening script.
   const fast = tooLarge ? undefined : insertScript(deps.schema, identity.userId, m);
-  let known: (LedgerRow & { mutation_id: string })[];
+  let known: (LedgerRow & { mutation_id: string })[] = [];
   let prefetched: Prefetched | undefined;
   let failed: Error | undefined;
+  let opened: Record<string, unknown>[][] | undefined;
   try {
-    const opened = await runScript(s, [...carry, ...open, ledgerRead, ...(fast?.statements ?? [])]);
-    if (opened[carry.length + 1]?.length !== 1) {
-      // Registered by admit(), so only gone if something else deleted it: nothing of this mutation may commit.
-      await s.script('ROLLBACK');
-      throw new ServerError('internal', `the server has no record of client '${clientId}' (its _dovetail_clients row is gone); push again, and the client is registered anew`);
-    }
-    const extra = fast?.statements.length ?? 0;
-    known = (opened.at(-1 - extra) ?? []) as unknown as typeof known;
-    prefetched = fast?.read(opened.slice(opened.length - extra));
+    opened = await runScript(s, [...carry, ...open, ledgerRead, ...(fast?.statements ?? [])]);
   } catch (error) {
     // Where did the script stop? If the savepoint exists, in the
     // mutation's own statements: what came before (the previous
@@ -229,6 +233,17 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
     // The ledger's answer went with the error: ask again.
     known = ((await runScript(s, [ledgerRead]))[0] ?? []) as unknown as typeof known;
     failed = error as Error;
+  }
+  if (opened) {
+    if (opened[carry.length + 1]?.length !== 1) {
+      // Registered by admit(), so only gone if something else deleted it:
+      // nothing of this mutation may commit (what the script carried did).
+      await s.script('ROLLBACK');
+      throw new ServerError('internal', `the server has no record of client '${clientId}' (its _dovetail_clients row is gone); push again, and the client is registered anew`);
+    }
+    const extra = fast?.statements.length ?? 0;
+    known = (opened.at(-1 - extra) ?? []) as unknown as typeof known;
+    prefetched = fast?.read(opened.slice(opened.length - extra));
   }
   const previous = known.find((k) => k.mutation_id === m.id);
   if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
@@ -277,15 +292,18 @@ function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Muta
  * transaction did not commit (a constraint checked at COMMIT, such as a
  * deferred constraint trigger, refused it), `m` is refused in a
  * transaction of its own, and its answer returned: the device would
- * otherwise send it again for ever. If it did commit, the failure came
- * after, and the request fails as any other would.
+ * otherwise send it again for ever. If it did commit (its ledger row is
+ * there), the failure came after: `committed`, and the request fails as
+ * any other would, once that commit is counted. Any other failure is
+ * thrown.
  */
-async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation, error: unknown): Promise<MutationResult> {
+async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation, error: unknown): Promise<MutationResult | 'committed'> {
   const refusal = asRefusal(error);
   await s.script('ROLLBACK'); // whatever state the failure left
   const client = lit(clientId);
   const [done] = await runScript(s, [call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
-  if (!refusal || (done ?? []).length > 0) throw error;
+  if ((done ?? []).length > 0) return 'committed';
+  if (!refusal) throw error;
   const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(m), refusal);
   await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), ...record, 'COMMIT']);
   return result;

@@ -227,6 +227,44 @@ describe('what is announced', () => {
     expect(heard).toEqual(['']);
   });
 
+  it.each([
+    ['the next mutation fails (other code deleted the device record)', "DELETE FROM _dovetail_clients WHERE client_id = 'dev-ann'", { code: 'internal' }],
+    ['the script fails right after that COMMIT', 'SELECT 1 / 0', { code: '22012' }],
+  ])('a push that fails after a mutation committed signals it all the same: %s', async (_, injected, failure) => {
+    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
+    // The statement goes right after the first mutation's COMMIT, in the
+    // script that opens the second.
+    let armed = true;
+    const sql: Sql = {
+      ...db.sql,
+      session: (fn) =>
+        db.sql.session((s) =>
+          fn({
+            ...s,
+            async script(text) {
+              const parts = text.split(';\n');
+              const at = parts.indexOf('COMMIT');
+              if (!armed || at < 0 || at === parts.length - 1) return s.script(text);
+              armed = false;
+              parts.splice(at + 1, 0, injected);
+              const results = await s.script(parts.join(';\n'));
+              results.splice(at + 1, 1);
+              return results;
+            },
+          }),
+        ),
+    };
+    const failing = await syncServer(serverSchema, sql);
+    const heard = await signalsDuring(db.sql, async () => {
+      const mutations = [0, 1].map((i) => mutation(`p${i}`, [{ op: 'insert', table: 'projects', row: { id: `p${i}`, owner_id: 'ann', title: 'Garden' } }]));
+      await expect(failing.push(await bearer('ann'), pushBody('dev-ann', mutations))).rejects.toMatchObject(failure);
+      await failing.settled();
+    });
+    expect(armed).toBe(false);
+    expect(await db.sql.query('SELECT id FROM projects ORDER BY id')).toEqual([{ id: 'p0' }]);
+    expect(heard).toEqual(['']);
+  });
+
   it('a pull that writes nothing notifies no one', async () => {
     await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
     expect(await signalsDuring(db.sql, async () => void (await sync.pull(await bearer('ann'), pullBody('dev-ann'))))).toEqual([]);
