@@ -126,6 +126,22 @@ describe('an empty database', () => {
   });
 });
 
+describe('an engine set up by an earlier version', () => {
+  it("says that the engine step numbers the devices from the old ledger, and does it", async () => {
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    await sql.query(`INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result) VALUES ('d1', 'm1', 'u1', 1, '', '{}'), ('d1', 'm2', 'u1', 2, '', '{}')`);
+    // The layout of earlier versions: no clients table, the ledger numbered by its own index.
+    await sql.query('DROP TABLE _dovetail_clients');
+    await sql.query('CREATE UNIQUE INDEX _dovetail_ledger_order ON _dovetail_ledger (client_id, seq)');
+    const before = await plan(v1);
+    expect(ids(before.steps)).toEqual(['engine']);
+    expect(before.steps[0]?.description).toMatch(/tables _dovetail_clients .*fill _dovetail_clients from the ledger's numbering, then drop the ledger's index _dovetail_ledger_order/);
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    expect(await sql.query('SELECT client_id, seq::int AS seq, last_mutation FROM _dovetail_clients')).toEqual([{ client_id: 'd1', seq: 2, last_mutation: 'm2' }]);
+    expect((await plan(v1)).steps).toEqual([]);
+  });
+});
+
 describe('a database with rows, moved to a new schema version', () => {
   it('adds a table, a nullable column and its key, keeping every row; the key ends validated and deferrable', async () => {
     await seedV1();

@@ -24,10 +24,14 @@ export function engineStep(catalog: Catalog): MigrationStep | undefined {
   const missingIndexes = engineIndexes().filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
   if (missingTables.length === 0 && missingIndexes.length === 0) return undefined;
   const what = missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : `indexes ${missingIndexes.map((i) => i.name).join(', ')}`;
+  // Set up by an earlier version: its ledger numbering moves to the clients table (see setup.ts).
+  const upgrade = catalog.tables.get('_dovetail_ledger')?.indexes.some((i) => i.name === '_dovetail_ledger_order')
+    ? `; fill _dovetail_clients from the ledger's numbering, then drop the ledger's index _dovetail_ledger_order`
+    : '';
   return {
     id: 'engine',
     kind: 'engine',
-    description: `Create the sync engine's ${what} and its change-capture function`,
+    description: `Create the sync engine's ${what} and its change-capture function${upgrade}`,
     sql: engineDdl(),
   };
 }
