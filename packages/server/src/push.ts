@@ -23,7 +23,7 @@ export interface PushLimits {
   readonly maxMutationsPerPush: number;
   /** Ops in one mutation. */
   readonly maxOpsPerMutation: number;
-  /** Bytes of one mutation's JSON. */
+  /** Bytes of one mutation's content: its name and ops, as JSON. */
   readonly maxMutationBytes: number;
 }
 
@@ -52,8 +52,8 @@ export interface PushDeps {
 const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadlock
 
 /** Key order does not matter: a client in another language may send the same mutation with its keys in another order. */
-function digestOf(m: Mutation): string {
-  return createHash('sha256').update(mutationContent(m)).digest('hex');
+function digestOf(content: string): string {
+  return createHash('sha256').update(content).digest('hex');
 }
 
 /**
@@ -202,8 +202,9 @@ async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identit
  * statements it carries.)
  */
 async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: readonly Step[]): Promise<Outcome> {
-  const digest = digestOf(m);
-  const size = Buffer.byteLength(JSON.stringify(m.ops));
+  const content = mutationContent(m);
+  const digest = digestOf(content);
+  const size = Buffer.byteLength(content);
   const client = lit(clientId);
   // One mutation of a client at a time, across requests and server
   // instances: the client's row is locked before the ledger is read (each
@@ -304,7 +305,7 @@ async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clie
   const [done] = await runScript(s, [call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
   if ((done ?? []).length > 0) return 'committed';
   if (!refusal) throw error;
-  const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(m), refusal);
+  const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(mutationContent(m)), refusal);
   await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), ...record, 'COMMIT']);
   return result;
 }
