@@ -48,7 +48,8 @@ export type Command =
   | { readonly c: 'release'; readonly d: number | 'all'; readonly order: 'fifo' | 'lifo' }
   /** The app is closed abruptly during a sync (`idle`: between syncs): signed out without waiting, or killed; then reopened. */
   | { readonly c: 'crash'; readonly d: number; readonly at: CrashPoint | 'idle'; readonly how: 'signout' | 'kill' }
-  | { readonly c: 'restart' }
+  /** Server instance `i` (of two; 0 when absent) restarts. */
+  | { readonly c: 'restart'; readonly i?: 0 | 1 }
   /** The server drops its change log (tombstone retention 0): older cursors get `cursor_expired` and resync. */
   | { readonly c: 'prune' }
   /** Sign out and sign in as user `u` (possibly the same) on the same device. */
@@ -109,7 +110,7 @@ const OTHERS: readonly { kind: OtherKind; weight: number; arbitrary: fc.Arbitrar
       how: fc.constantFrom('signout' as const, 'kill' as const),
     }),
   },
-  { kind: 'restart', weight: 1, arbitrary: fc.constant({ c: 'restart' as const }) },
+  { kind: 'restart', weight: 1, arbitrary: fc.constantFrom(0 as const, 1 as const).map((i) => ({ c: 'restart' as const, i })) },
   { kind: 'prune', weight: 1, arbitrary: fc.constant({ c: 'prune' as const }) },
   { kind: 'switch', weight: 2, arbitrary: fc.record({ c: fc.constant('switch' as const), d: device, u: fc.nat({ max: USERS.length - 1 }) }) },
 ];

@@ -11,11 +11,12 @@ import { truncateAll } from './invariants.js';
 import { coverage, runModel } from './run.js';
 
 /**
- * Model-based test of the whole sync path: a real SyncServer on one shared
- * database (embedded PGlite, or Postgres when DATABASE_URL is set) and real
- * devices (SQLite files), driven by random commands: local writes on small
- * id pools, offline/online, dropped, duplicated, late and held requests,
- * apps closed in the middle of a sync, server restarts, account switches.
+ * Model-based test of the whole sync path: two SyncServer instances on one
+ * shared database (embedded PGlite, or Postgres when DATABASE_URL is set),
+ * taking requests in turn, and real devices (SQLite files), driven by
+ * random commands: local writes on small id pools, offline/online,
+ * dropped, duplicated, late and held requests, apps closed in the middle
+ * of a sync, restarts of either instance, account switches.
  * After every command the invariants that hold at every step are checked;
  * at the end, faults stop and everything must converge (see run.ts).
  *
@@ -43,7 +44,7 @@ afterAll(async () => {
   await closeSql?.();
 });
 
-describe('model: devices, users, a faulty network and a server converge', () => {
+describe('model: devices, users, a faulty network and two server instances converge', () => {
   it('keeps every invariant at every step and converges at rest', { timeout: 20 * 60_000 }, async () => {
     console.log(`model test: ${numRuns} runs on ${sql.kind}, seed ${seed}${path ? `, path ${path}` : ''} (replay: DOVETAIL_MODEL_SEED=${seed})`);
     const started = performance.now();

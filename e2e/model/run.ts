@@ -102,8 +102,8 @@ function trackedDriver(directory: string, opened: SqliteConnection[]): SqliteDri
 const LOCAL_REFUSALS = new Set(['foreign_key_violation', 'duplicate_row', 'row_not_found', 'constraint_violation']);
 
 /**
- * One run of the model: a server and devices on real SQLite files, the
- * commands, then rest (faults off, everyone syncs until quiet) and the
+ * One run of the model: two server instances on one database and devices
+ * on real SQLite files, the commands, then rest (faults off, everyone syncs until quiet) and the
  * checks at rest. Invariants that must hold at every step are checked
  * after every command.
  */
@@ -129,7 +129,13 @@ export class ModelRun implements NetworkObserver {
   readonly #acknowledged = new Map<string, MutationResult>();
   readonly #violations: string[] = [];
   readonly #trace: string[] = [];
-  #server: SyncServer;
+  /**
+   * Two server instances on the one database, taking requests in turn, so
+   * that a device's requests (duplicates and late ones included) meet
+   * across instances as behind a load balancer.
+   */
+  #servers: [SyncServer, SyncServer];
+  #turn = 0;
   #titles = 0;
   #step = 0;
 
@@ -142,8 +148,12 @@ export class ModelRun implements NetworkObserver {
       warn: (m, f) => void this.#logs.push(JSON.stringify({ level: 'warn', m, ...f })),
       error: (m, f) => void this.#logs.push(JSON.stringify({ level: 'error', m, ...f })),
     };
-    this.#server = this.#newServer();
-    this.#network = new Network(() => this.#server, this);
+    this.#servers = [this.#newServer(), this.#newServer()];
+    this.#network = new Network(() => {
+      const i = this.#turn++ % 2;
+      count(`server: request to instance ${i}`);
+      return this.#servers[i] as SyncServer;
+    }, this);
     for (const u of users) this.#everVisible.set(u, new Map());
   }
 
@@ -365,10 +375,12 @@ export class ModelRun implements NetworkObserver {
       case 'crash':
         await this.#crash(this.#dev(cmd.d), cmd.at, cmd.how);
         break;
-      case 'restart':
-        this.#server = this.#newServer();
-        await this.#server.setup();
+      case 'restart': {
+        const i = cmd.i ?? 0;
+        this.#servers[i] = this.#newServer();
+        await this.#servers[i].setup();
         break;
+      }
       case 'prune':
         this.#note(`    pruned ${await pruneChanges(this.#sql, 0)} change(s)`);
         break;
