@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Mutation, Op } from '@dovetail/protocol';
 import { pruneChanges } from '@dovetail/server';
 import type { Change, PullResult } from '@dovetail/server';
+import { WRITTEN_IDS_CAP } from '../src/pull.js';
 import { bearer, openTestDatabase, syncServer, truncateAll, twoConnections } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
@@ -147,6 +148,49 @@ describe('incremental pulls', () => {
     await pushAs('bob', { op: 'delete', table: 'members', id: 'ma' });
     const left = await pullAs('ann', joined.cursor);
     expect(ids(left.changes, 'delete')).toEqual(expect.arrayContaining(['members:ma']));
+  });
+});
+
+describe('the rows written since the cursor, among many of other users', () => {
+  /** Ann's pull after her cursor: what it sends of projects and tasks. */
+  async function pulledSince(write: () => Promise<void>): Promise<string[]> {
+    await pushAs('ann', P('pa', 'ann'));
+    const before = await pullAs('ann');
+    await write();
+    const after = await pullAs('ann', before.cursor);
+    return ids(after.changes).filter((x) => !x.startsWith('users:'));
+  }
+
+  it('sends each of the user\'s rows once, however often it was written, and none of the others', async () => {
+    const sent = await pulledSince(async () => {
+      await pushAs('bob', P('pb', 'bob'), T('tb1', 'pb'), T('tb2', 'pb'));
+      await pushAs('ann', T('ta1', 'pa'), T('ta2', 'pa'));
+      await pushAs('ann', { op: 'update', table: 'tasks', id: 'ta1', set: { title: 'again' } });
+      await pushAs('ann', { op: 'update', table: 'tasks', id: 'ta1', set: { title: 'and again' } });
+    });
+    expect(sent.sort()).toEqual(['tasks:ta1', 'tasks:ta2']);
+  });
+
+  it.each([
+    ['a quote, a comma, a backslash, an accent', ["t'two", 't,three', 't\\four', 't\u00e9five']],
+    ['the separator of the id list', ['t\u001fone', 'two']],
+    ['nothing (an empty id, the only one written, by other code)', ['']],
+  ])('ids holding %s travel intact', async (_, odd) => {
+    const sent = await pulledSince(async () => {
+      await pushAs('bob', P('pb', 'bob'));
+      await db.sql.query(`INSERT INTO tasks (id, project_id, title) SELECT id, 'pa', 'odd' FROM unnest($1::text[]) AS id`, [odd]);
+    });
+    expect(sent.sort()).toEqual(odd.map((id) => `tasks:${id}`).sort());
+  });
+
+  it(`above ${WRITTEN_IDS_CAP.toLocaleString('en')} entries of one table, the user's rows are found all the same`, async () => {
+    const sent = await pulledSince(async () => {
+      await pushAs('ann', T('ta1', 'pa'));
+      // Other code writes more rows of another user than a pull lists.
+      await pushAs('bob', P('pb', 'bob'));
+      await db.sql.query(`INSERT INTO tasks (id, project_id, title) SELECT 'bulk-' || i, 'pb', 'bulk' FROM generate_series(1, ${WRITTEN_IDS_CAP}) AS i`);
+    });
+    expect(sent).toEqual(['tasks:ta1']);
   });
 });
 
