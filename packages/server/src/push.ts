@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Schema } from '@dovetail/schema';
 import { mutationContent } from '@dovetail/protocol';
 import type { Mutation } from '@dovetail/protocol';
@@ -53,7 +53,7 @@ const RETRYABLE = new Set(['40001', '40P01']); // serialization failure, deadloc
 
 /** Key order does not matter: a client in another language may send the same mutation with its keys in another order. */
 function digestOf(content: string): string {
-  return createHash('sha256').update(content).digest('hex');
+  return hash('sha256', content, 'hex');
 }
 
 /**
