@@ -40,10 +40,13 @@ export async function admit(sql: Sql, schema: Schema, identity: Identity, identi
     const [row] = await sql.query<{ owner: string }>('SELECT user_id AS owner FROM _dovetail_clients WHERE client_id = $1', [clientId]);
     owner = row?.owner ?? null;
   }
-  if (owner !== null ? owner !== identity.userId : kind === 'push') {
-    throw new ServerError('forbidden', "this client id belongs to another user; a device database pushes only under its own user's token");
-  }
+  if (owner !== null ? owner !== identity.userId : kind === 'push') throw clientOfAnotherUser();
   if (!found?.known) await createIdentity(sql, schema, identity, identityRow);
+}
+
+/** A request for a client id that another user's device registered (I1). */
+export function clientOfAnotherUser(): ServerError {
+  return new ServerError('forbidden', "this client id belongs to another user; a device database pushes only under its own user's token");
 }
 
 /** The identity row from the token's claims. Only columns the table has are written; a row that appeared meanwhile is left as it is. */

@@ -24,7 +24,7 @@ export { defaultIdentityRow } from './identity.js';
 export type { IdentityRow } from './identity.js';
 export { pruneChanges } from './retention.js';
 export type { PushLimits, MutationResult } from './push.js';
-export { cursorSnapshot } from './pull.js';
+export { cursorSnapshot } from './pull-snapshot.js';
 export type { Change, PullResult } from './pull.js';
 export type { RateLimit } from './rate-limit.js';
 export { changesChannel, currentSchema, ENGINE_TABLES } from './setup.js';

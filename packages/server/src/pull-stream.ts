@@ -1,6 +1,6 @@
 import type { Identity } from './auth.js';
-import { admit } from './identity.js';
-import { openSnapshot, upserts, visibleRowsSql } from './pull.js';
+import { upserts, visibleRowsSql } from './pull.js';
+import { withPullSnapshot } from './pull-snapshot.js';
 import type { PullDeps } from './pull.js';
 import { scriptLiteral as lit } from './sql.js';
 
@@ -26,9 +26,7 @@ export type PullSink = (text: string) => Promise<void>;
  * device sees a broken response, never a short one that parses.
  */
 export async function streamFirstSync(deps: PullDeps, identity: Identity, clientId: string, write: PullSink, chunkRows = STREAM_CHUNK_ROWS): Promise<void> {
-  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId, 'pull');
-  await deps.sql.session(async (s) => {
-    const opened = await openSnapshot(s, deps.sql.kind, clientId);
+  await withPullSnapshot(deps, identity, clientId, [], async (s, opened) => {
     const head = { cursor: opened.cursor, reset: true, hasMore: false, lastMutationId: opened.lastMutationId };
     await write(`${JSON.stringify(head).slice(0, -1)},"changes":[`);
     let first = true;

@@ -3,8 +3,8 @@ import type { Schema, TableModel } from '@dovetail/schema';
 import type { RefreshKey, RowValues } from '@dovetail/protocol';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
-import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
+import { cursorSnapshot, withPullSnapshot } from './pull-snapshot.js';
 import { scriptLiteral as lit } from './sql.js';
 import type { Sql, SqlQueryable, SqlSession } from './sql.js';
 import { membershipExpansion, movedExpansion } from './expansion.js';
@@ -27,25 +27,6 @@ export interface PullDeps {
   readonly identityRow: IdentityRow;
 }
 
-/**
- * The cursor is the Postgres snapshot the last pull read (`xmin:xmax:xip`).
- * A pull returns every row written by a transaction visible now but not in
- * that snapshot, read in one REPEATABLE READ snapshot: so a transaction that
- * commits late is never skipped (it was in progress, hence invisible, in the
- * old snapshot), and the rows sent are a consistent, key-closed state.
- */
-const CURSOR_PREFIX = 'v1.';
-
-export function encodeCursor(snapshot: string): string {
-  return CURSOR_PREFIX + Buffer.from(snapshot, 'utf8').toString('base64url');
-}
-
-/** The Postgres snapshot (`xmin:xmax:xip`) a cursor holds, or undefined when it is not one this server issues. */
-export function cursorSnapshot(cursor: string): string | undefined {
-  const snapshot = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
-  return /^\d+:\d+:(\d+(,\d+)*)?$/.test(snapshot) ? snapshot : undefined;
-}
-
 export function decodeCursor(cursor: string): string {
   const snapshot = cursorSnapshot(cursor);
   if (snapshot === undefined) {
@@ -56,59 +37,33 @@ export function decodeCursor(cursor: string): string {
 
 /** The user's changes since `cursor` (everything visible when it is null), plus the rows asked for in `refresh`. */
 export async function pull(deps: PullDeps, identity: Identity, clientId: string, cursor: string | null, refresh: readonly RefreshKey[] = []): Promise<PullResult> {
-  await admit(deps.sql, deps.schema, identity, deps.identityRow, clientId, 'pull');
   const prev = cursor === null ? null : decodeCursor(cursor);
   // One REPEATABLE READ snapshot for everything read, opened together with
   // the retention check and the changes since the cursor. The snapshot text
   // was checked by decodeCursor (digits, colons and commas only).
-  return deps.sql.session(async (s) => {
-    const at = lit(prev ?? '');
-    const opened = await openSnapshot(s, deps.sql.kind, clientId, [
-      prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
-      // The rows a pull must look at one by one: those with earlier values
-      // (updates and deletes: possible deletes for this user, moved
-      // subtrees) and membership rows; and, per table written, the ids of
-      // all its rows written (see since). The window is read once; only
-      // the rows looked at one by one are sorted.
-      prev === null ? 'SELECT 1' : changedRowsSql(at, membershipTablesSql(deps.schema)),
-    ]);
+  const at = lit(prev ?? '');
+  const statements = [
+    prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+    // The rows a pull must look at one by one: those with earlier values
+    // (updates and deletes: possible deletes for this user, moved
+    // subtrees) and membership rows; and, per table written, the ids of
+    // all its rows written (see since). The window is read once; only
+    // the rows looked at one by one are sorted.
+    prev === null ? 'SELECT 1' : changedRowsSql(at, membershipTablesSql(deps.schema)),
+  ];
+  return withPullSnapshot(deps, identity, clientId, statements, async (s, opened) => {
     if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
     }
+    // Without refresh keys, what ends the snapshot may travel with the last reads.
     const found =
       prev === null
-        ? await everything(s, deps.schema, identity.userId)
-        : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as WindowRow[]);
-    const changes = refresh.length === 0 ? found : arrange(deps.schema, [...found, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
-    await s.script('COMMIT');
+        ? { changes: await everything(s, deps.schema, identity.userId), committed: false }
+        : await since(s, deps.schema, identity.userId, prev, (opened.results[1] ?? []) as unknown as WindowRow[], refresh.length === 0);
+    const changes = refresh.length === 0 ? found.changes : arrange(deps.schema, [...found.changes, ...(await refreshed(s, deps.schema, identity.userId, refresh))]);
+    if (!found.committed) await s.script('COMMIT');
     return { cursor: opened.cursor, reset: prev === null, changes, hasMore: false, lastMutationId: opened.lastMutationId };
   });
-}
-
-/**
- * Opens a pull's REPEATABLE READ snapshot in one script: the snapshot
- * (the next cursor), this client's last mutation, and `statements` (their
- * rows come back in `results`, in order). A round trip costs more than the
- * statements it carries.
- */
-export async function openSnapshot(s: SqlSession, kind: Sql['kind'], clientId: string, statements: readonly string[] = []): Promise<{ cursor: string; lastMutationId: string | null; results: Record<string, unknown>[][] }> {
-  const opened = await s.script(
-    [
-      'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-      // The visibility subqueries make the planner's estimates large enough
-      // to trigger JIT compilation, which costs more than the queries.
-      kind === 'postgres' ? 'SET LOCAL jit = off' : 'SELECT 1',
-      // Rows read through a cursor are all read: plan for the whole result,
-      // not (as by default) for its first tenth.
-      'SET LOCAL cursor_tuple_fraction = 1.0',
-      'SELECT pg_current_snapshot()::text AS s',
-      `SELECT last_mutation AS mutation_id FROM _dovetail_clients WHERE client_id = ${lit(clientId)}`,
-      ...statements,
-    ].join(';\n'),
-  );
-  const snap = opened[3]?.[0]?.['s'];
-  const last = opened[4]?.[0]?.['mutation_id'];
-  return { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), lastMutationId: typeof last === 'string' ? last : null, results: opened.slice(5) };
 }
 
 /** Every row of `t` the user may see, parents first by id order (a whole table: the bulk form of the visibility check). */
@@ -168,10 +123,12 @@ function membershipTablesSql(schema: Schema): string {
 }
 
 /**
- * The user's changes since the cursor: `window` holds the rows with earlier
- * values, the membership rows, and the tables written with their rows' ids.
+ * The user's changes since the cursor (`prev`): `window` holds the rows with
+ * earlier values, the membership rows, and the tables written with their
+ * rows' ids. With `mayCommit`, the transaction ends with the last reads
+ * when no delete has to be looked up after them (`committed`).
  */
-async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: string, window: readonly WindowRow[]): Promise<Change[]> {
+async function since(tx: SqlSession, schema: Schema, userId: string, prev: string, window: readonly WindowRow[], mayCommit: boolean): Promise<{ changes: Change[]; committed: boolean }> {
   const byTable = new Map<string, string[]>();
   /** Per table written: the ids of its rows written since the cursor, or null when there were too many to list. */
   const written = new Map<string, string | null>();
@@ -195,41 +152,19 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   const moved = await movedExpansion(tx, schema, userId, changed);
   for (const [table, ids] of moved.expanded) expanded.set(table, [...(expanded.get(table) ?? []), ...ids]);
   for (const [table, ids] of moved.revoked) revoked.set(table, [...(revoked.get(table) ?? []), ...ids]);
+  const reads: { t: TableModel; ids: string[] }[] = [];
   for (const t of schema.syncedTables) {
     const ids = [...new Set([...(byTable.get(t.name) ?? []), ...(expanded.get(t.name) ?? [])])];
-    const writtenIds = written.get(t.name);
-    if (writtenIds === undefined && ids.length === 0) continue; // nothing of it written since the cursor
-    const pk = `r.${q(t.primaryKey)}`;
-    const visible = visibleCondition(schema, t, 'r');
-    // The rows listed and those written since the cursor, that the user
-    // may see now. Their ids are handed to Postgres as a parameter, so
-    // that it knows how many there are: it then goes from the ids to the
-    // rows, or from the rows the user may see to the ids, whichever costs
-    // less. (Asked as a join with the change log, it cannot know: its
-    // statistics say nothing of entries newer than the last ANALYZE, and it
-    // went from 4,000 entries of other users to their rows, 15 ms instead
-    // of 1.) They travel as one string that Postgres splits, which costs
-    // both sides far less than a text array (for 4,000 ids, about 0.1 ms of
-    // Node instead of 2.9). Above WRITTEN_IDS_CAP entries, or with an id
-    // that is empty or holds the separator, the semi-join all the same.
-    let rows: Record<string, unknown>[];
-    if (writtenIds !== null && !ids.some((id) => id === '' || id.includes(ID_SEPARATOR))) {
-      const all = new Set(ids);
-      if (writtenIds) for (const id of writtenIds.split(ID_SEPARATOR)) all.add(id);
-      rows = await tx.query(
-        `SELECT r.* FROM ${q(t.name)} r JOIN unnest(string_to_array($2::text, E'\\x1f')) AS w(id) ON w.id = ${pk} WHERE ${visible}`,
-        [userId, [...all].join(ID_SEPARATOR)],
-      );
-    } else {
-      rows = await tx.query(
-        `SELECT r.* FROM ${q(t.name)} r WHERE ${pk} = ANY($2::text[]) AND ${visible}
-         UNION ALL
-         SELECT r.* FROM ${q(t.name)} r
-          WHERE EXISTS (SELECT 1 FROM _dovetail_changes c WHERE c.tbl = ${quoteLiteral(t.name)} AND c.row_id = ${pk} AND ${sinceCursor('$3', 'c.xid')})
-            AND NOT (${pk} = ANY($2::text[])) AND ${visible}`,
-        [userId, ids, prev],
-      );
-    }
+    if (written.has(t.name) || ids.length > 0) reads.push({ t, ids });
+  }
+  // The tables' reads go as one script, and what ends the snapshot with
+  // them unless a delete may have to be looked up after (a round trip
+  // costs more than the statements it carries).
+  const commit = mayCommit && hadOld.size === 0;
+  const statements = reads.map(({ t, ids }) => tableReadSql(schema, t, userId, prev, ids, written.get(t.name)));
+  const results = statements.length > 0 || commit ? await tx.script([...statements, ...(commit ? ['COMMIT'] : [])].join(';\n')) : [];
+  for (const [i, { t, ids }] of reads.entries()) {
+    const rows = results[i] ?? [];
     upsertsOut.push(...upserts(t, rows));
     const sent = new Set(rows.map((r) => String(r[t.primaryKey])));
     // (A row first written since the cursor and not visible, such as another
@@ -267,7 +202,37 @@ async function since(tx: SqlQueryable, schema: Schema, userId: string, prev: str
   // Deletes children first.
   const order = new Map(schema.tables.map((t, i) => [t.name, i]));
   deletesOut.sort((a, b) => (order.get(b.table) ?? 0) - (order.get(a.table) ?? 0));
-  return [...upsertsOut, ...deletesOut];
+  return { changes: [...upsertsOut, ...deletesOut], committed: commit };
+}
+
+/**
+ * The rows of `t` listed (`ids`) and those written since the cursor, that
+ * the user may see now, as one statement of a script (values as literals).
+ * The ids are handed to Postgres in the statement, so that it knows how
+ * many there are when it plans: it then goes from the ids to the rows, or
+ * from the rows the user may see to the ids, whichever costs less. (Asked
+ * as a join with the change log, it cannot know: its statistics say
+ * nothing of entries newer than the last ANALYZE, and it went from 4,000
+ * entries of other users to their rows, 15 ms instead of 1.) They travel as
+ * one string that Postgres splits, which costs both sides far less than a
+ * text array (for 4,000 ids, about 0.1 ms of Node instead of 2.9). Above
+ * WRITTEN_IDS_CAP entries (`written` null), or with an id that is empty or
+ * holds the separator, the join with the change log all the same.
+ */
+function tableReadSql(schema: Schema, t: TableModel, userId: string, prev: string, ids: readonly string[], written: string | null | undefined): string {
+  const pk = `r.${q(t.primaryKey)}`;
+  const visible = visibleCondition(schema, t, 'r', lit(userId));
+  if (written !== null && !ids.some((id) => id === '' || id.includes(ID_SEPARATOR))) {
+    const all = new Set(ids);
+    if (written) for (const id of written.split(ID_SEPARATOR)) all.add(id);
+    return `SELECT r.* FROM ${q(t.name)} r JOIN unnest(string_to_array(${lit([...all].join(ID_SEPARATOR))}, E'\\x1f')) AS w(id) ON w.id = ${pk} WHERE ${visible}`;
+  }
+  const listed = `ARRAY[${ids.map(lit).join(', ')}]::text[]`;
+  return `SELECT r.* FROM ${q(t.name)} r WHERE ${pk} = ANY(${listed}) AND ${visible}
+     UNION ALL
+     SELECT r.* FROM ${q(t.name)} r
+      WHERE EXISTS (SELECT 1 FROM _dovetail_changes c WHERE c.tbl = ${quoteLiteral(t.name)} AND c.row_id = ${pk} AND ${sinceCursor(lit(prev), 'c.xid')})
+        AND NOT (${pk} = ANY(${listed})) AND ${visible}`;
 }
 
 /**

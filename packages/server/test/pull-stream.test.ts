@@ -77,6 +77,12 @@ describe('a first sync over HTTP', () => {
     expect(ids(joined.changes)).toEqual(ids((await sync.pull(await bearer('ann'), pullBody('dev-ann'))).changes));
   });
 
+  it("a new user's first sync holds their own identity row, made from the token before the snapshot", async () => {
+    const reply = await call(http.url, '/v1/pull', { authorization: await bearer('zed'), json: pullBody('dev-zed') });
+    expect(reply.status).toBe(200);
+    expect(ids(parsePullResponse(reply.body).changes)).toContain('users:zed');
+  });
+
   it('errors found before the answer begins are answered as usual', async () => {
     const reply = await call(http.url, '/v1/pull', { authorization: await bearer('ann'), json: { ...pullBody('dev-ann'), schemaVersion: 7 } });
     expect(reply.status).toBe(409);
