@@ -41,26 +41,28 @@ export class ChangeFeed {
   async read(): Promise<Announced> {
     const prev = lit(this.#snapshot);
     const since = `xid >= pg_snapshot_xmin(${prev}::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, ${prev}::pg_snapshot)`;
-    return this.#sql.session(async (s) => {
-      const [, snap, rows] = await s.script(
+    // One round trip: the snapshot, its rows (one more than are read one by
+    // one, to know when there are too many), the tables written, and COMMIT.
+    const [, snap, rows, tables] = await this.#sql.session((s) =>
+      s.script(
         [
           'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
           'SELECT pg_current_snapshot()::text AS s',
           `SELECT tbl, row_id, old_row IS NOT NULL AS had FROM _dovetail_changes WHERE ${since} LIMIT ${FEED_ROWS + 1}`,
+          `SELECT DISTINCT tbl FROM _dovetail_changes WHERE ${since}`,
+          'COMMIT',
         ].join(';\n'),
-      );
-      const announced = emptyAnnounced();
-      const found = (rows ?? []) as unknown as { tbl: string; row_id: string; had: boolean }[];
-      if (found.length > FEED_ROWS) {
-        const [tables] = await s.script(`SELECT DISTINCT tbl FROM _dovetail_changes WHERE ${since}`);
-        for (const t of (tables ?? []) as unknown as { tbl: string }[]) announced.whole.add(t.tbl);
-      } else {
-        for (const r of found) noteChange(announced, r.tbl, r.row_id, r.had ? 'updated' : 'inserted');
-      }
-      await s.script('COMMIT');
-      this.#snapshot = String(snap?.[0]?.['s']);
-      return announced;
-    });
+      ),
+    );
+    const announced = emptyAnnounced();
+    const found = (rows ?? []) as unknown as { tbl: string; row_id: string; had: boolean }[];
+    if (found.length > FEED_ROWS) {
+      for (const t of (tables ?? []) as unknown as { tbl: string }[]) announced.whole.add(t.tbl);
+    } else {
+      for (const r of found) noteChange(announced, r.tbl, r.row_id, r.had ? 'updated' : 'inserted');
+    }
+    this.#snapshot = String(snap?.[0]?.['s']);
+    return announced;
   }
 }
 
