@@ -14,7 +14,7 @@ import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
 import { call, runScript } from './script.js';
 import type { Step } from './script.js';
-import { QUIET_SETTING } from './setup.js';
+import { QUIET_SETTING, SIGNAL_CHANGES_SQL } from './setup.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
 
@@ -69,16 +69,17 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   }
   await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId, 'push');
   const results: MutationResult[] = [];
-  const applied = { count: 0 };
+  const unsignalled = { count: 0 };
   try {
     for (let from = 0; from < input.mutations.length; from += MUTATIONS_PER_SESSION) {
       const run = input.mutations.slice(from, from + MUTATIONS_PER_SESSION);
-      const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results, applied));
+      const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results, unsignalled));
       if (!done) break; // a predecessor is not here yet
     }
   } finally {
-    // Also when the request failed part way: what committed before is there to pull.
-    if (applied.count > 0) deps.committed?.();
+    // Commits no script signalled (the request failed part way, or the
+    // signal did): what committed is there to pull all the same.
+    if (unsignalled.count > 0) deps.committed?.();
   }
   return results;
 }
@@ -94,7 +95,9 @@ const MUTATIONS_PER_SESSION = 16;
 /**
  * One run of mutations, each in its own transaction. What ends a
  * transaction (the ledger row and COMMIT, or a ROLLBACK) is not sent alone:
- * it opens the next mutation's first script, or closes the run. If that
+ * it opens the next mutation's first script, or closes the run, followed
+ * there by the signal to the poke service when the run committed anything
+ * (`unsignalled` counts the commits no script has signalled yet). If a
  * script fails and the mutation it ended did not commit (a constraint
  * checked at COMMIT), that mutation is refused in its place (`endFailed`);
  * any other failure fails the request, and the device pushes again.
@@ -107,24 +110,25 @@ async function processRun(
   clientId: string,
   run: readonly (Mutation & { prev?: string | null })[],
   results: MutationResult[],
-  applied: { count: number },
+  unsignalled: { count: number },
 ): Promise<boolean> {
   let carry: readonly Step[] = [];
   let carried = 0;
   /** The mutation whose transaction `carry` ends. */
   let ending: Mutation | undefined;
-  /** `ending`'s transaction did not commit: it is refused, in place of its answer. */
-  const failedAtEnd = async (error: unknown): Promise<void> => {
+  /**
+   * The script that ended `ending`'s transaction failed. If that transaction
+   * did not commit, `ending` is refused in place of its answer; if it did,
+   * the failure came after its COMMIT: 'committed' (and it is counted).
+   */
+  const failedAtEnd = async (error: unknown): Promise<'refused' | 'committed'> => {
     if (!ending) throw error;
     const answer = await endFailed(deps, s, identity, clientId, ending, error);
-    if (answer === 'committed') {
-      // The failure came after its COMMIT: the request fails, and what committed is counted.
-      applied.count += carried;
-      carried = 0;
-      throw error;
-    }
-    results[results.length - 1] = answer;
+    unsignalled.count += answer === 'committed' ? carried : 0;
     carried = 0;
+    if (answer === 'committed') return answer;
+    results[results.length - 1] = answer;
+    return 'refused';
   };
   try {
     for (const m of run) {
@@ -137,13 +141,13 @@ async function processRun(
       } catch (error) {
         if ((error as { carried?: boolean } | null)?.carried !== true) {
           // It failed after what it carried (the previous mutation's COMMIT) went through.
-          applied.count += carried;
+          unsignalled.count += carried;
           throw error;
         }
-        await failedAtEnd(error);
+        if ((await failedAtEnd(error)) === 'committed') throw error;
         outcome = await processWithRetry(deps, s, identity, clientId, m, []);
       }
-      applied.count += carried; // the script that carried its COMMIT went through
+      unsignalled.count += carried; // the script that carried its COMMIT went through
       carry = outcome.end;
       carried = outcome.applied ? 1 : 0;
       ending = outcome.result ? m : undefined;
@@ -153,12 +157,16 @@ async function processRun(
     return true;
   } finally {
     if (carry.length > 0) {
+      // The run's last commit, and the signal for every commit before it.
+      const signal = unsignalled.count + carried > 0;
       try {
-        await runScript(s, carry);
+        await runScript(s, signal ? [...carry, SIGNAL_CHANGES_SQL] : carry);
+        unsignalled.count = 0;
       } catch (error) {
-        await failedAtEnd(error);
+        // A failed signal (after the COMMIT) does not fail the push: the
+        // commits are signalled once it is over (see push).
+        if ((await failedAtEnd(error)) === 'committed' && !signal) throw error;
       }
-      applied.count += carried;
     }
   }
 }

@@ -265,6 +265,33 @@ describe('what is announced', () => {
     expect(heard).toEqual(['']);
   });
 
+  it('a push whose signal fails still succeeds, and its commits are signalled after it', async () => {
+    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
+    let broken = 0;
+    const sql: Sql = {
+      ...db.sql,
+      session: (fn) =>
+        db.sql.session((s) =>
+          fn({
+            ...s,
+            script: (text) => {
+              if (!text.includes('pg_notify')) return s.script(text);
+              broken++;
+              return s.script(text.replace(/SELECT pg_notify\([^;]*$/, 'SELECT 1 / 0'));
+            },
+          }),
+        ),
+    };
+    const failing = await syncServer(serverSchema, sql);
+    const heard = await signalsDuring(db.sql, async () => {
+      const { results } = await failing.push(await bearer('ann'), pushBody('dev-ann', [mutation('p0', [{ op: 'insert', table: 'projects', row: { id: 'p0', owner_id: 'ann', title: 'Garden' } }])]));
+      expect(results.map((r) => r.status)).toEqual(['applied']);
+      await failing.settled();
+    });
+    expect(broken).toBe(1);
+    expect(heard).toEqual(['']);
+  });
+
   it('a pull that writes nothing notifies no one', async () => {
     await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
     expect(await signalsDuring(db.sql, async () => void (await sync.pull(await bearer('ann'), pullBody('dev-ann'))))).toEqual([]);
