@@ -4,9 +4,10 @@ import type { SqlQueryable } from './sql.js';
 
 /**
  * Tells every server instance that the engine committed changes: pushes
- * write quietly (see `QUIET_SETTING`) and signal here once they have
- * committed. Signals that come while one is being sent fold into one more,
- * so a burst of pushes costs two notifications, not one per mutation.
+ * write quietly (see `QUIET_SETTING`) and signal with their last COMMIT;
+ * what they committed without signalling it (a push that failed part
+ * way) is signalled here once they are over. Signals that come while one
+ * is being sent fold into one more.
  */
 export class ChangeSignal {
   readonly #db: SqlQueryable;

@@ -21,7 +21,7 @@ function channelSql(schemaExpression: string): string {
 /**
  * The setting under which writes do not signal row by row: the engine's
  * own pushes set it (`SET LOCAL`) and signal once after they commit (see
- * `change-signal.ts`), because every transaction that notifies takes a
+ * `push.ts` and `change-signal.ts`), because every transaction that notifies takes a
  * database-wide lock at commit, which would make concurrent pushes commit
  * one at a time. Writes from any other code signal as they commit.
  */
