@@ -213,6 +213,13 @@ describe('two server instances on one database', () => {
   });
 });
 
+type Rows = Record<string, unknown>[][];
+
+/** The test database, with every script of a session passed through `rewrite`, which runs it (changed or not) with `run`. */
+function rewritingScripts(rewrite: (text: string, run: (text: string) => Promise<Rows>) => Promise<Rows>): Sql {
+  return { ...db.sql, session: (fn) => db.sql.session((s) => fn({ ...s, script: (text) => rewrite(text, (t) => s.script(t)) })) };
+}
+
 describe('what is announced', () => {
   // A pull (or a push of nothing) must not announce anything: otherwise every
   // poked device's pull would poke every device again, for ever.
@@ -235,26 +242,19 @@ describe('what is announced', () => {
     // The statement goes right after the first mutation's COMMIT, in the
     // script that opens the second.
     let armed = true;
-    const sql: Sql = {
-      ...db.sql,
-      session: (fn) =>
-        db.sql.session((s) =>
-          fn({
-            ...s,
-            async script(text) {
-              const parts = text.split(';\n');
-              const at = parts.indexOf('COMMIT');
-              if (!armed || at < 0 || at === parts.length - 1) return s.script(text);
-              armed = false;
-              parts.splice(at + 1, 0, injected);
-              const results = await s.script(parts.join(';\n'));
-              results.splice(at + 1, 1);
-              return results;
-            },
-          }),
-        ),
-    };
-    const failing = await syncServer(serverSchema, sql);
+    const failing = await syncServer(
+      serverSchema,
+      rewritingScripts(async (text, run) => {
+        const parts = text.split(';\n');
+        const at = parts.indexOf('COMMIT');
+        if (!armed || at < 0 || at === parts.length - 1) return run(text);
+        armed = false;
+        parts.splice(at + 1, 0, injected);
+        const results = await run(parts.join(';\n'));
+        results.splice(at + 1, 1);
+        return results;
+      }),
+    );
     const heard = await signalsDuring(db.sql, async () => {
       const mutations = [0, 1].map((i) => mutation(`p${i}`, [{ op: 'insert', table: 'projects', row: { id: `p${i}`, owner_id: 'ann', title: 'Garden' } }]));
       await expect(failing.push(await bearer('ann'), pushBody('dev-ann', mutations))).rejects.toMatchObject(failure);
@@ -268,21 +268,14 @@ describe('what is announced', () => {
   it('a push whose signal fails still succeeds, and its commits are signalled after it', async () => {
     await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
     let broken = 0;
-    const sql: Sql = {
-      ...db.sql,
-      session: (fn) =>
-        db.sql.session((s) =>
-          fn({
-            ...s,
-            script: (text) => {
-              if (!text.includes('pg_notify')) return s.script(text);
-              broken++;
-              return s.script(text.replace(/SELECT pg_notify\([^;]*$/, 'SELECT 1 / 0'));
-            },
-          }),
-        ),
-    };
-    const failing = await syncServer(serverSchema, sql);
+    const failing = await syncServer(
+      serverSchema,
+      rewritingScripts((text, run) => {
+        if (!text.includes('pg_notify')) return run(text);
+        broken++;
+        return run(text.replace(/SELECT pg_notify\([^;]*$/, 'SELECT 1 / 0'));
+      }),
+    );
     const heard = await signalsDuring(db.sql, async () => {
       const { results } = await failing.push(await bearer('ann'), pushBody('dev-ann', [mutation('p0', [{ op: 'insert', table: 'projects', row: { id: 'p0', owner_id: 'ann', title: 'Garden' } }])]));
       expect(results.map((r) => r.status)).toEqual(['applied']);
