@@ -302,9 +302,8 @@ function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Muta
  * deferred constraint trigger, refused it), `m` is refused in a
  * transaction of its own, and its answer returned: the device would
  * otherwise send it again for ever. If it did commit (its ledger row is
- * there), the failure came after: `committed`, and the request fails as
- * any other would, once that commit is counted. Any other failure is
- * thrown.
+ * there), the failure came after it: `committed`, for the caller to
+ * weigh. Any other failure is thrown.
  */
 async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation, error: unknown): Promise<MutationResult | 'committed'> {
   const refusal = asRefusal(error);
