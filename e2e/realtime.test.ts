@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Timers } from '@dovetail/client';
+import { systemTimers as realTimers } from '@dovetail/client';
 import { createWorld } from './support/world.js';
 import type { World } from './support/world.js';
 import { e2eSchema } from './support/schema.js';
@@ -10,8 +10,6 @@ beforeAll(async () => {
   world = await createWorld(e2eSchema);
 });
 afterAll(() => world.close());
-
-const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
 
 /** Resolves when `check` passes, polling on live-query deliveries and a short timer; fails after `ms`. */
 async function eventually(check: () => Promise<boolean>, ms = 15_000): Promise<void> {

@@ -24,6 +24,7 @@ export type { LiveQueryOptions } from './live/live-queries.js';
 export type { Mutation, Op, RowValues, Value } from '@dovetail/protocol';
 export type { Emitter } from './emitter.js';
 export { SyncRunner } from './sync/runner.js';
+export { systemTimers } from './sync/timers.js';
 export type { SyncEvents, SyncOptions, SyncReport, Timers } from './sync/runner.js';
 export { httpTransport, TransportError } from './sync/transport.js';
 export type { HttpTransportOptions, PokeHandlers, SyncTransport, WebSocketLike } from './sync/transport.js';

@@ -7,11 +7,10 @@ import type { RejectedMutation, SyncStore } from './sync-store.js';
 import { TransportError } from './transport.js';
 import type { SyncTransport } from './transport.js';
 
-/** Timers, injected so tests drive time. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { systemTimers } from './timers.js';
+import type { Timers } from './timers.js';
+
+export type { Timers } from './timers.js';
 
 export interface SyncOptions {
   readonly transport: SyncTransport;
@@ -92,7 +91,7 @@ export class SyncRunner {
   constructor(ctx: RunnerContext, options: SyncOptions) {
     this.#ctx = ctx;
     this.#options = options;
-    this.#timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
+    this.#timers = options.timers ?? systemTimers;
   }
 
   /** Starts syncing: now, on pokes, on reconnect, and on the interval. */
