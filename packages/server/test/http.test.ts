@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parsePullResponse, parsePushResponse } from '@dovetail/protocol';
 import type { Op } from '@dovetail/protocol';
 import { createAuthenticator, jsonLogger, startHttpServer, SyncServer } from '@dovetail/server';
-import type { Authenticator, RunningServer } from '@dovetail/server';
+import type { Authenticator, RunningServer, Sql } from '@dovetail/server';
 import { bearer, memoryLogger, openTestDatabase, SECRET, syncServer, truncateAll } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { call, chunkedBody, expectError, mutation, pullBody, pushBody, within } from './support/http-client.js';
@@ -244,6 +244,44 @@ describe('graceful close', () => {
     release();
     await within(5_000, 'close() after the client left', server.close());
     expect(log.lines.filter((l) => l.message === 'request')).toEqual([expect.objectContaining({ fields: expect.objectContaining({ status: 400, code: 'invalid_request' }) as unknown })]);
+  });
+
+  it.each([
+    ['a small answer', 0],
+    ['an answer larger than the socket takes at once', 2000],
+  ])('finishes a pull whose client left while it was read, with %s (close() does not hang)', async (_, rows) => {
+    if (rows > 0) {
+      await db.sql.query(`INSERT INTO users (id, name) VALUES ('ann', 'Ann') ON CONFLICT DO NOTHING`);
+      await db.sql.query(`INSERT INTO projects (id, owner_id, title) SELECT 'big-' || i, 'ann', repeat('x', 100) FROM generate_series(1, ${rows}) AS i`);
+    }
+    let arrived: () => void = () => undefined;
+    const reading = new Promise<void>((resolve) => (arrived = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The pull's first script waits until the client has gone.
+    const held: Sql = {
+      ...db.sql,
+      session: (fn) =>
+        db.sql.session((s) =>
+          fn({
+            ...s,
+            script: async (text) => {
+              arrived();
+              await released;
+              return s.script(text);
+            },
+          }),
+        ),
+    };
+    const server = await startHttpServer(new SyncServer({ schema: serverSchema, sql: held, authenticate: createAuthenticator({ secret: SECRET }) }), { port: 0 });
+    const abort = new AbortController();
+    const reply = fetch(`${server.url}/v1/pull`, { method: 'POST', headers: { authorization: await bearer('ann'), 'content-type': 'application/json' }, body: JSON.stringify(pullBody('dev-ann')), signal: abort.signal });
+    await within(10_000, 'the pull to reach the database', reading);
+    abort.abort();
+    await expect(reply).rejects.toThrow(/abort/);
+    await new Promise((r) => setTimeout(r, 50)); // let the server see the socket close before it answers
+    release();
+    await within(5_000, 'close() after the client left', server.close());
   });
 
   it('closes promptly although clients keep their connections alive', async () => {
