@@ -18,10 +18,15 @@ export interface Announced {
   readonly previous: Map<string, Set<string>>;
   /** Tables changed in bulk, named as a whole: everyone who may see any of their rows. */
   readonly whole: Set<string>;
+  /**
+   * The devices (client ids) whose pushes wrote these changes; null stands
+   * for any other writer, or for writers not known (changes in bulk).
+   */
+  readonly writers: Set<string | null>;
 }
 
 export function emptyAnnounced(): Announced {
-  return { current: new Map(), previous: new Map(), whole: new Set() };
+  return { current: new Map(), previous: new Map(), whole: new Set(), writers: new Set() };
 }
 
 function add(map: Map<string, Set<string>>, table: string, id: string): void {

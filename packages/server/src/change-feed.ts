@@ -35,8 +35,8 @@ export class ChangeFeed {
   /**
    * What committed since the last read: each row as inserted (judged by
    * its current row) or as updated or deleted (judged by its previous image
-   * too), or, past FEED_ROWS rows, whole tables. The feed moves on only
-   * when the read succeeds.
+   * too), or, past FEED_ROWS rows, whole tables; and which devices' pushes
+   * wrote them. The feed moves on only when the read succeeds.
    */
   async read(): Promise<Announced> {
     const prev = lit(this.#snapshot);
@@ -48,18 +48,22 @@ export class ChangeFeed {
         [
           'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
           'SELECT pg_current_snapshot()::text AS s',
-          `SELECT tbl, row_id, old_row IS NOT NULL AS had FROM _dovetail_changes WHERE ${since} LIMIT ${FEED_ROWS + 1}`,
+          `SELECT tbl, row_id, old_row IS NOT NULL AS had, client_id FROM _dovetail_changes WHERE ${since} LIMIT ${FEED_ROWS + 1}`,
           `SELECT DISTINCT tbl FROM _dovetail_changes WHERE ${since}`,
           'COMMIT',
         ].join(';\n'),
       ),
     );
     const announced = emptyAnnounced();
-    const found = (rows ?? []) as unknown as { tbl: string; row_id: string; had: boolean }[];
+    const found = (rows ?? []) as unknown as { tbl: string; row_id: string; had: boolean; client_id: string | null }[];
     if (found.length > FEED_ROWS) {
       for (const t of (tables ?? []) as unknown as { tbl: string }[]) announced.whole.add(t.tbl);
+      announced.writers.add(null);
     } else {
-      for (const r of found) noteChange(announced, r.tbl, r.row_id, r.had ? 'updated' : 'inserted');
+      for (const r of found) {
+        noteChange(announced, r.tbl, r.row_id, r.had ? 'updated' : 'inserted');
+        announced.writers.add(r.client_id);
+      }
     }
     this.#snapshot = String(snap?.[0]?.['s']);
     return announced;

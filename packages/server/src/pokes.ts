@@ -17,13 +17,14 @@ const CLOSE_TIMEOUT_MS = 2_000;
  * hello with. Commits are signalled through Postgres LISTEN/NOTIFY, so a
  * write through any server instance (or straight into Postgres) wakes every
  * instance, which reads what changed from the change log and pokes the
- * devices of the users who may see it.
+ * devices of the users who may see it: all but the device whose pushes
+ * alone wrote it, which pulls after each push anyway.
  */
 export class Pokes {
   readonly #sync: SyncServer;
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  /** Devices that said hello, with their user. */
-  readonly #sockets = new Map<WebSocket, string>();
+  /** Devices that said hello, with their user and client id. */
+  readonly #sockets = new Map<WebSocket, { readonly user: string; readonly clientId: string }>();
   /** Every open socket, welcomed or not (closed on shutdown). */
   readonly #all = new Set<WebSocket>();
   #unlisten: (() => Promise<void>) | undefined;
@@ -87,7 +88,7 @@ export class Pokes {
           const hello = parseClientMessage(parseFrame(data));
           const identity = await this.#sync.authenticate(`Bearer ${hello.token}`);
           if (ws.readyState !== ws.OPEN) return;
-          this.#sockets.set(ws, identity.userId);
+          this.#sockets.set(ws, { user: identity.userId, clientId: hello.clientId });
           ws.send(JSON.stringify({ type: 'welcome', protocolVersion: PROTOCOL_VERSION }));
         } catch (error) {
           const e = asErrorBody(error);
@@ -117,11 +118,15 @@ export class Pokes {
   }
 
   async #flush(): Promise<void> {
-    const users = [...new Set(this.#sockets.values())];
+    const users = [...new Set([...this.#sockets.values()].map((d) => d.user))];
     let audience: Set<string>;
+    /** The one device whose pushes wrote everything read: it pulls after pushing, so it is not poked. */
+    let writer: string | null = null;
     try {
       if (users.length === 0) return await this.#feed.skip();
-      audience = await audienceOf(this.#sync.sql, this.#sync.schema, await this.#feed.read(), users);
+      const announced = await this.#feed.read();
+      if (announced.writers.size === 1) writer = [...announced.writers][0] ?? null;
+      audience = await audienceOf(this.#sync.sql, this.#sync.schema, announced, users);
     } catch (error) {
       // A poke only says "pull now": if what changed, or who may see it,
       // cannot be worked out, everyone pulls rather than someone missing a
@@ -131,8 +136,8 @@ export class Pokes {
     }
     if (audience.size === 0) return;
     const poke = JSON.stringify({ type: 'poke', protocolVersion: PROTOCOL_VERSION });
-    for (const [ws, user] of this.#sockets) {
-      if (!audience.has(user) || ws.readyState !== ws.OPEN) continue;
+    for (const [ws, { user, clientId }] of this.#sockets) {
+      if (!audience.has(user) || clientId === writer || ws.readyState !== ws.OPEN) continue;
       ws.send(poke);
       this.#sent++;
     }

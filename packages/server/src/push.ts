@@ -14,7 +14,7 @@ import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
 import { call, runScript } from './script.js';
 import type { Step } from './script.js';
-import { QUIET_SETTING, SIGNAL_CHANGES_SQL } from './setup.js';
+import { CLIENT_SETTING, QUIET_SETTING, SIGNAL_CHANGES_SQL } from './setup.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
 
@@ -344,10 +344,12 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
  * server instances, counts it, and names it (`$2`) as the client's last,
  * which holds if the transaction commits (applied or refused; a replay
  * rolls back). It also makes the transaction quiet: its writes do not
- * signal the poke service commit by commit (see QUIET_SETTING). One row
+ * signal the poke service commit by commit (see QUIET_SETTING), and
+ * names the client as the writer of its changes (CLIENT_SETTING). One row
  * comes back, unless the client's row is missing.
  */
-const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1 RETURNING set_config('${QUIET_SETTING}', 'on', true) AS quiet`;
+const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1
+  RETURNING set_config('${QUIET_SETTING}', 'on', true) AS quiet, set_config('${CLIENT_SETTING}', $1, true) AS client`;
 
 /**
  * The ledger rows of mutations `$2` and `$3` of client `$1` (the same row

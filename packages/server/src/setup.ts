@@ -27,6 +27,17 @@ function channelSql(schemaExpression: string): string {
  */
 export const QUIET_SETTING = 'dovetail.quiet';
 
+/**
+ * The setting that names the device (client id) whose push writes in a
+ * transaction: the capture trigger records it with each change, so the
+ * poke service does not poke a device about changes only it made (it
+ * pulls after its push anyway). Unset for writes from any other code.
+ */
+export const CLIENT_SETTING = 'dovetail.client';
+
+/** The client id the capture trigger records: the setting, or NULL (a setting once set in a session reads '' afterwards). */
+const WRITER_SQL = `NULLIF(current_setting('${CLIENT_SETTING}', true), '')`;
+
 /** Signals the change channel of the connection's schema (the engine's writes, once committed). */
 export const SIGNAL_CHANGES_SQL = `SELECT pg_notify(${channelSql('current_schema()')}, '')`;
 
@@ -45,7 +56,8 @@ export async function currentSchema(sql: SqlQueryable): Promise<string> {
  * The engine's own tables on the server:
  * - `_dovetail_changes`: one entry per written row, by the capture triggers,
  *   with the writing transaction's id (`xid8`), so pulls follow commit
- *   order through snapshots, and the old row of a delete (for visibility);
+ *   order through snapshots, the old row of a delete (for visibility), and
+ *   the device whose push wrote it (`CLIENT_SETTING`; null for other code);
  * - `_dovetail_ledger`: every processed mutation (client, id, result),
  *   written in the same transaction as its effects;
  * - `_dovetail_clients`: one row per device database (client id): the user
@@ -70,8 +82,11 @@ const ENGINE_DDL = [
      tbl text NOT NULL,
      row_id text NOT NULL,
      old_row jsonb,
-     at timestamptz NOT NULL DEFAULT now()
+     at timestamptz NOT NULL DEFAULT now(),
+     client_id text
    )`,
+  // Earlier versions did not record the writing device.
+  `ALTER TABLE _dovetail_changes ADD COLUMN IF NOT EXISTS client_id text`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_xid ON _dovetail_changes (xid)`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_at ON _dovetail_changes (at)`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_row ON _dovetail_changes (tbl, row_id, seq)`,
@@ -115,12 +130,12 @@ const ENGINE_DDL = [
   `CREATE OR REPLACE FUNCTION _dovetail_capture() RETURNS trigger LANGUAGE plpgsql AS $$
    BEGIN
      IF TG_OP = 'DELETE' THEN
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD), ${WRITER_SQL});
      ELSE
        IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
-         INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD));
+         INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD), ${WRITER_SQL});
        END IF;
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END, ${WRITER_SQL});
      END IF;
      ${SIGNAL_SQL}
      RETURN NULL;
@@ -152,9 +167,9 @@ export function captureDdl(table: string, primaryKey: string): string[] {
     ddl.push(`CREATE OR REPLACE FUNCTION ${q(fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
    BEGIN
      IF TG_OP = 'DELETE' THEN
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD));
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD), ${WRITER_SQL});
      ELSE
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END, ${WRITER_SQL});
      END IF;
      ${SIGNAL_SQL}
      RETURN NULL;

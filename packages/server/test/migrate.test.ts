@@ -140,6 +140,18 @@ describe('an engine set up by an earlier version', () => {
     expect(await sql.query('SELECT client_id, seq::int AS seq, last_mutation FROM _dovetail_clients')).toEqual([{ client_id: 'd1', seq: 2, last_mutation: 'm2' }]);
     expect((await plan(v1)).steps).toEqual([]);
   });
+
+  it('adds the column of the change log that records the writing device, keeping its entries', async () => {
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    await sql.query(`INSERT INTO users (id, name) VALUES ('u1', 'one')`);
+    await sql.query('ALTER TABLE _dovetail_changes DROP COLUMN client_id');
+    const before = await plan(v1);
+    expect(ids(before.steps)).toEqual(['engine']);
+    expect(before.steps[0]?.description).toMatch(/columns _dovetail_changes\.client_id/);
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    expect(await sql.query("SELECT row_id, client_id FROM _dovetail_changes WHERE tbl = 'users'")).toEqual([{ row_id: 'u1', client_id: null }]);
+    expect((await plan(v1)).steps).toEqual([]);
+  });
 });
 
 describe('a database with rows, moved to a new schema version', () => {

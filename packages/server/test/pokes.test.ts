@@ -115,14 +115,23 @@ describe('hello', () => {
 });
 
 describe('pokes', () => {
-  it('pokes connected devices when a user pushes', async () => {
+  it("pokes a user's other devices when one of them pushes, but not the one that pushed (it pulls after its push)", async () => {
+    // Ann's row exists, so the push writes only what it pushes.
+    await db.sql.query(`INSERT INTO users (id, name) VALUES ('ann', 'Ann')`);
     const http = await serve();
     const annPhone = await device(http.url, 'ann', 'ann-phone');
     const annLaptop = await device(http.url, 'ann', 'ann-laptop');
     const reply = await call(http.url, '/v1/push', { authorization: await bearer('ann'), json: pushBody('ann-laptop', [mutation('p', [{ op: 'insert', table: 'projects', row: { id: 'p1', owner_id: 'ann', title: 'Garden' } }])]) });
     expect(parsePushResponse(reply.body).results).toEqual([expect.objectContaining({ status: 'applied' })]);
     expect(await annPhone.next('a poke on the phone')).toEqual(poke);
-    expect(await annLaptop.next('a poke on the laptop')).toEqual(poke);
+    // One flush sends all its pokes at once: by the time the phone has its
+    // poke, one for the laptop would have been sent too.
+    expect(http.pokes.sent).toBe(1);
+    expect(annLaptop.queued).toEqual([]);
+    // A change written by other code pokes every device of hers, the laptop too.
+    await db.sql.query(`UPDATE projects SET title = 'Orchard' WHERE id = 'p1'`);
+    expect(await annPhone.next('a poke on the phone for a write of other code')).toEqual(poke);
+    expect(await annLaptop.next('a poke on the laptop for a write of other code')).toEqual(poke);
   });
 
   it('pokes only the devices whose users may see the change', async () => {
@@ -132,7 +141,8 @@ describe('pokes', () => {
     const annPhone = await device(http.url, 'ann', 'ann-phone');
     const bobPhone = await device(http.url, 'bob', 'bob-phone');
     const push = async (user: string, ops: Parameters<typeof mutation>[1]): Promise<void> => {
-      const reply = await call(http.url, '/v1/push', { authorization: await bearer(user), json: pushBody(`${user}-phone`, [mutation('m', ops)]) });
+      // From another device of the user: the one that pushes is not poked.
+      const reply = await call(http.url, '/v1/push', { authorization: await bearer(user), json: pushBody(`${user}-laptop`, [mutation('m', ops)]) });
       expect(parsePushResponse(reply.body).results).toEqual([expect.objectContaining({ status: 'applied' })]);
     };
     // Ann's project is hers alone (visibility 'owner').

@@ -13,17 +13,34 @@ function engineIndexes(): { name: string; table: string }[] {
   return indexes;
 }
 
+/** The columns the engine's DDL adds to tables of earlier versions, read from the DDL itself. */
+function engineColumns(): { table: string; column: string }[] {
+  const columns: { table: string; column: string }[] = [];
+  for (const ddl of engineDdl()) {
+    const added = /^ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+)/.exec(ddl);
+    if (added?.[1] && added[2]) columns.push({ table: added[1], column: added[2] });
+  }
+  return columns;
+}
+
 /**
  * The engine's tables (changes, ledger, clients, refused rows, settings) and the
- * shared capture function, as one step when any table or index of theirs
- * is missing. The statements are idempotent, so running them over a
+ * shared capture function, as one step when any table, index or column of
+ * theirs is missing. The statements are idempotent, so running them over a
  * half-present engine only adds what is missing.
  */
 export function engineStep(catalog: Catalog): MigrationStep | undefined {
   const missingTables = ENGINE_TABLES.filter((t) => !catalog.tables.has(t));
   const missingIndexes = engineIndexes().filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
-  if (missingTables.length === 0 && missingIndexes.length === 0) return undefined;
-  const what = missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : `indexes ${missingIndexes.map((i) => i.name).join(', ')}`;
+  const missingColumns = engineColumns().filter((c) => catalog.tables.has(c.table) && !catalog.tables.get(c.table)?.columns.has(c.column));
+  if (missingTables.length === 0 && missingIndexes.length === 0 && missingColumns.length === 0) return undefined;
+  const what = [
+    missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : '',
+    missingIndexes.length > 0 && missingTables.length === 0 ? `indexes ${missingIndexes.map((i) => i.name).join(', ')}` : '',
+    missingColumns.length > 0 ? `columns ${missingColumns.map((c) => `${c.table}.${c.column}`).join(', ')}` : '',
+  ]
+    .filter((part) => part !== '')
+    .join(' and ');
   // Set up by an earlier version: its ledger numbering moves to the clients table (see setup.ts).
   const upgrade = catalog.tables.get('_dovetail_ledger')?.indexes.some((i) => i.name === '_dovetail_ledger_order')
     ? `; fill _dovetail_clients from the ledger's numbering, then drop the ledger's index _dovetail_ledger_order`
