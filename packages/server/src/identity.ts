@@ -26,12 +26,7 @@ export const defaultIdentityRow: IdentityRow = ({ claims }) => {
  * pull claims nothing.
  */
 export async function admit(sql: Sql, schema: Schema, identity: Identity, identityRow: IdentityRow, clientId: string, kind: 'push' | 'pull'): Promise<void> {
-  const table = schema.identity;
-  const [found] = await sql.query<{ known: boolean; owner: string | null }>(
-    `SELECT EXISTS (SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = $1) AS known,
-            (SELECT user_id FROM _dovetail_clients WHERE client_id = $2) AS owner`,
-    [identity.userId, clientId],
-  );
+  const [found] = await sql.query<{ known: boolean; owner: string | null }>(`SELECT ${admissionColumns(schema, '$1', '$2')}`, [identity.userId, clientId]);
   let owner = found?.owner ?? null;
   if (owner === null && kind === 'push') {
     // Two first requests may race: whichever registers first owns the id
@@ -42,6 +37,17 @@ export async function admit(sql: Sql, schema: Schema, identity: Identity, identi
   }
   if (owner !== null ? owner !== identity.userId : kind === 'push') throw clientOfAnotherUser();
   if (!found?.known) await createIdentity(sql, schema, identity, identityRow);
+}
+
+/**
+ * What admits a request, as the columns of a SELECT: whether the identity
+ * row of the user (SQL expression `user`) exists (`known`), and the user
+ * the client id (`client`) is registered to, if any (`owner`).
+ */
+export function admissionColumns(schema: Schema, user: string, client: string): string {
+  const table = schema.identity;
+  return `EXISTS (SELECT 1 FROM ${q(table.name)} WHERE ${q(table.primaryKey)} = ${user}) AS known,
+          (SELECT user_id FROM _dovetail_clients WHERE client_id = ${client}) AS owner`;
 }
 
 /** A request for a client id that another user's device registered (I1). */

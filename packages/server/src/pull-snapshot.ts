@@ -1,6 +1,5 @@
-import { quoteIdent as q } from '@dovetail/schema';
 import type { Identity } from './auth.js';
-import { admit, clientOfAnotherUser } from './identity.js';
+import { admissionColumns, admit, clientOfAnotherUser } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import type { Schema } from '@dovetail/schema';
 import { scriptLiteral as lit } from './sql.js';
@@ -80,7 +79,6 @@ async function openSnapshot(
   clientId: string,
   statements: readonly string[],
 ): Promise<{ admitted: { known: boolean; owner: string | null }; opened: OpenedSnapshot }> {
-  const identity = deps.schema.identity;
   const results = await s.script(
     [
       'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
@@ -90,16 +88,15 @@ async function openSnapshot(
       // Rows read through a cursor are all read: plan for the whole result,
       // not (as by default) for its first tenth.
       'SET LOCAL cursor_tuple_fraction = 1.0',
-      `SELECT pg_current_snapshot()::text AS s, EXISTS (SELECT 1 FROM ${q(identity.name)} WHERE ${q(identity.primaryKey)} = ${lit(userId)}) AS known`,
-      `SELECT last_mutation AS mutation_id, user_id AS owner FROM _dovetail_clients WHERE client_id = ${lit(clientId)}`,
+      `SELECT pg_current_snapshot()::text AS s, ${admissionColumns(deps.schema, lit(userId), lit(clientId))}`,
+      `SELECT last_mutation AS mutation_id FROM _dovetail_clients WHERE client_id = ${lit(clientId)}`,
       ...statements,
     ].join(';\n'),
   );
   const head = results[3]?.[0];
-  const client = results[4]?.[0];
   const snap = head?.['s'];
-  const last = client?.['mutation_id'];
-  const owner = client?.['owner'];
+  const last = results[4]?.[0]?.['mutation_id'];
+  const owner = head?.['owner'];
   return {
     admitted: { known: head?.['known'] === true, owner: typeof owner === 'string' ? owner : null },
     opened: { cursor: encodeCursor(typeof snap === 'string' ? snap : ''), lastMutationId: typeof last === 'string' ? last : null, results: results.slice(5) },

@@ -82,10 +82,9 @@ const ENGINE_DDL = [
      tbl text NOT NULL,
      row_id text NOT NULL,
      old_row jsonb,
-     at timestamptz NOT NULL DEFAULT now(),
-     client_id text
+     at timestamptz NOT NULL DEFAULT now()
    )`,
-  // Earlier versions did not record the writing device.
+  // The writing device (added after the table's first version, so here for every database).
   `ALTER TABLE _dovetail_changes ADD COLUMN IF NOT EXISTS client_id text`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_xid ON _dovetail_changes (xid)`,
   `CREATE INDEX IF NOT EXISTS _dovetail_changes_at ON _dovetail_changes (at)`,

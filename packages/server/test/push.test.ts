@@ -289,6 +289,7 @@ describe("the client's record", () => {
     await server.setup();
     expect(await record('older')).toEqual({ seq: '3', last_mutation: c.id });
   });
+
   it("finds a mutation in the ledger by its whole key, even with a plan made while the ledger was small", async () => {
     // The push prepares the lookup once per connection and Postgres may keep
     // one plan for it, made with whatever the ledger held then.
