@@ -60,3 +60,35 @@ it('applies a first sync that carries a row twice: the later copy wins, keys on'
   expect(await db.rows('tasks')).toEqual([expect.objectContaining({ id: 'o2-t1', title: 'again' })]);
   expect(await db.foreignKeyCheck()).toEqual([]);
 });
+
+it('applies deletes that arrive parents first child-first on the device: nothing left behind, keys on (O3)', async () => {
+  const author = await world.deviceFor('oda');
+  await author.db.mutate('tree', (m) => {
+    m.insert('projects', { id: 'o3', owner_id: 'oda', title: 'P', public: false });
+    m.insert('tasks', { id: 'o3-t1', project_id: 'o3', title: 'root' });
+    m.insert('tasks', { id: 'o3-t2', project_id: 'o3', parent_task_id: 'o3-t1', title: 'child' });
+    m.insert('comments', { id: 'o3-k', task_id: 'o3-t2', author_id: 'oda', body: 'deep' });
+  });
+  await author.db.sync.syncNow();
+  // A transport that hands the device every deletion parents first: P, then T (root before child), then K.
+  const sent: string[][] = [];
+  const rank = (c: { table: string; id?: string }): string => `${['projects', 'tasks', 'comments'].indexOf(c.table)}:${c.id === 'o3-t2' ? 1 : 0}`;
+  const parentsFirst = pullsThrough((page) => {
+    const deletes = page.changes.filter((c) => c.op === 'delete');
+    sent.push(deletes.map((c) => `${c.table}:${c.id}`));
+    return { ...page, changes: [...page.changes.filter((c) => c.op !== 'delete'), ...deletes.sort((a, b) => rank(a).localeCompare(rank(b)))] };
+  });
+  const db = await world.device('oda-second').signIn('oda', { transport: parentsFirst });
+  await db.sync.syncNow();
+  expect((await db.rows('comments')).map((c) => c.id)).toEqual(['o3-k']);
+
+  // The server deletes the project, and its keys take the tasks and the comment with it.
+  await world.sql.query(`DELETE FROM projects WHERE id = 'o3'`);
+  await db.sync.syncNow();
+  // The server sent the deletions children first (by table); the device got them turned around.
+  expect(sent.at(-1)?.map((d) => d.split(':')[0])).toEqual(['comments', 'tasks', 'tasks', 'projects']);
+  expect(sent.at(-1)?.toSorted()).toEqual(['comments:o3-k', 'projects:o3', 'tasks:o3-t1', 'tasks:o3-t2']);
+  for (const table of ['projects', 'tasks', 'comments'] as const) expect(await db.rows(table)).toEqual([]);
+  expect(await db.foreignKeyCheck()).toEqual([]);
+  expect(await db.query('PRAGMA foreign_keys')).toEqual([{ foreign_keys: 1 }]);
+});

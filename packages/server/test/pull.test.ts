@@ -195,7 +195,7 @@ describe('the rows written since the cursor, among many of other users', () => {
 });
 
 describe('no gaps, no resurrection (G7, G8)', () => {
-  it('never skips a transaction that commits after a later one started (two connections)', async (ctx) => {
+  it('never skips a transaction that commits after a later one started: the cursor is a snapshot, not a sequence number (two connections; Q7)', async (ctx) => {
     const [a, b] = await twoConnections(db, ctx);
     await pushAs('ann', P('pa', 'ann'));
     await a.query('BEGIN');
