@@ -1,10 +1,10 @@
 import { decodeJwt } from 'jose';
-import { httpStatusOf, parsePullResponse, parsePushResponse, ProtocolError } from '@dovetail/protocol';
+import { httpStatusOf, parsePullResponse, parsePushResponse } from '@dovetail/protocol';
 import type { PullRequest, PullResponse, PushRequest, PushResponse } from '@dovetail/protocol';
 import { TransportError } from '@dovetail/client';
 import type { SyncTransport } from '@dovetail/client';
-import { ServerError } from '@dovetail/server';
 import type { SyncServer } from '@dovetail/server';
+import { toTransportError } from '../support/server-errors.js';
 
 /**
  * The network between the devices and one in-process SyncServer: no HTTP,
@@ -93,16 +93,6 @@ function subOf(token: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The HTTP server's error mapping: typed errors keep their code, anything else is a logged 500. */
-function toTransportError(error: unknown, server: SyncServer): TransportError {
-  if (error instanceof ServerError) {
-    return new TransportError(error.code, httpStatusOf(error.code), error.message, error.retryAfterSeconds === undefined ? undefined : error.retryAfterSeconds * 1000);
-  }
-  if (error instanceof ProtocolError) return new TransportError(error.code, httpStatusOf(error.code), error.message);
-  server.log.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-  return new TransportError('internal', 500, 'the server failed to handle this request; it was logged. Retry later');
 }
 
 export class Network {

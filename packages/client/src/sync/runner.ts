@@ -72,6 +72,14 @@ const TRANSIENT = new Set(['network', 'internal', 'rate_limited', 'token_expired
  * finalize in the same transaction). It runs on bind, on a timer with
  * backoff and jitter, on reconnect, on a poke, and shortly after a local
  * write — never inside `mutate()`.
+ *
+ * After a failed sync, nothing automatic starts another before its retry
+ * time (the backoff, or the server's Retry-After if longer): local writes
+ * made meanwhile wait for it, so an app that writes during an outage does
+ * not retry at the pace of its writes. A poke or a reconnected poke channel
+ * ends the wait only when the failure was a network error (the server is
+ * reachable again); an answer that asked the device to wait is honoured.
+ * `syncNow()`, the app's explicit request, runs at once.
  */
 export class SyncRunner {
   readonly events = new Emitter<SyncEvents>();
@@ -84,6 +92,12 @@ export class SyncRunner {
   #timer: unknown;
   #timerDue = Infinity;
   #failures = 0;
+  /** After a failure: no automatic sync before this time (see the class comment). */
+  #notBefore = 0;
+  /** The last failure was a network error (no answer from the server). */
+  #unreachable = false;
+  /** A timer fell due while a sync was running: another follows it (at once, or at the retry time). */
+  #again = false;
   #abort = new AbortController();
   #closePokes: (() => void) | undefined;
   #token: string | undefined;
@@ -98,9 +112,22 @@ export class SyncRunner {
   start(): void {
     this.#schedule(0);
     this.#closePokes = this.#options.transport.pokes?.(() => this.#currentToken(), this.#ctx.clientId, {
-      onPoke: () => this.#schedule(0),
-      onOpen: () => this.#schedule(0),
+      onPoke: () => this.#wake(),
+      onOpen: () => this.#wake(),
     });
+  }
+
+  /**
+   * Resolves once no sync is running or waiting to follow the running one
+   * (whatever started them), whether they succeed or fail. For tests and
+   * for apps that show a sync indicator.
+   */
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      const busy = this.#followUp ?? this.#running;
+      if (!busy) return;
+      await busy.catch(() => undefined);
+    }
   }
 
   /** A local write happened: sync soon, batching writes that follow. */
@@ -128,6 +155,10 @@ export class SyncRunner {
     }
     const run = this.#run().finally(() => {
       this.#running = undefined;
+      if (this.#again) {
+        this.#again = false;
+        if (!this.#followUp) this.#schedule(0);
+      }
     });
     this.#running = run;
     return run;
@@ -142,23 +173,35 @@ export class SyncRunner {
     await this.#running?.catch(() => undefined);
   }
 
+  /** The server reached the device (a poke, or the poke channel reopened). */
+  #wake(): void {
+    if (this.#unreachable) this.#notBefore = 0;
+    this.#schedule(0);
+  }
+
+  /** Syncs in `ms`, or at the retry time if that is later; an earlier timer already set stands. */
   #schedule(ms: number): void {
     if (this.#stopped) return;
-    const due = this.#ctx.now() + ms;
+    const now = this.#ctx.now();
+    const due = Math.max(now + ms, this.#notBefore);
     if (this.#timer !== undefined && due >= this.#timerDue) return;
     this.#timers.clearTimeout(this.#timer);
     this.#timerDue = due;
     this.#timer = this.#timers.setTimeout(() => {
       this.#timer = undefined;
       this.#timerDue = Infinity;
-      this.syncNow().catch(() => undefined);
-    }, ms);
+      // During a sync, one more follows it (unless one is queued already).
+      if (!this.#running) this.syncNow().catch(() => undefined);
+      else if (!this.#followUp) this.#again = true;
+    }, due - now);
   }
 
   async #run(): Promise<SyncReport> {
     try {
       const report = await this.#phases();
       this.#failures = 0;
+      this.#notBefore = 0;
+      this.#unreachable = false;
       this.events.emit('synced', report);
       this.#schedule(this.#options.intervalMs ?? 30_000);
       return report;
@@ -169,7 +212,13 @@ export class SyncRunner {
       const base = Math.min(this.#options.maxBackoffMs ?? 60_000, (this.#options.initialBackoffMs ?? 500) * 2 ** Math.min(this.#failures - 1, 20));
       const jittered = Math.round(base * (0.5 + (this.#options.random ?? Math.random)() / 2));
       const retryInMs = error instanceof TransportError && error.retryAfterMs !== undefined ? Math.max(error.retryAfterMs, jittered) : jittered;
+      this.#notBefore = this.#ctx.now() + retryInMs;
+      this.#unreachable = error instanceof TransportError && error.code === 'network';
       this.events.emit('error', { error, transient, retryInMs });
+      // A timer set while it ran (a write, a poke) waits for the retry too.
+      this.#timers.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerDue = Infinity;
       this.#schedule(retryInMs);
       throw error;
     }
