@@ -22,15 +22,20 @@ function pullsThrough(change: (page: Awaited<ReturnType<SyncTransport['pull']>>)
   };
 }
 
-it('applies a first sync that arrives children first, with keys on, every referenced user present (O1)', async () => {
-  const author = await world.deviceFor('uma');
+/** A project of `user` with a task, a subtask and a comment on it (four key levels), pushed from a device of theirs. */
+async function pushTree(user: string, p: string): Promise<void> {
+  const author = await world.deviceFor(user);
   await author.db.mutate('tree', (m) => {
-    m.insert('projects', { id: 'o1', owner_id: 'uma', title: 'P', public: false });
-    m.insert('tasks', { id: 'o1-t1', project_id: 'o1', title: 'root' });
-    m.insert('tasks', { id: 'o1-t2', project_id: 'o1', parent_task_id: 'o1-t1', title: 'child' });
-    m.insert('comments', { id: 'o1-k', task_id: 'o1-t2', author_id: 'uma', body: 'deep' });
+    m.insert('projects', { id: p, owner_id: user, title: 'P', public: false });
+    m.insert('tasks', { id: `${p}-t1`, project_id: p, title: 'root' });
+    m.insert('tasks', { id: `${p}-t2`, project_id: p, parent_task_id: `${p}-t1`, title: 'child' });
+    m.insert('comments', { id: `${p}-k`, task_id: `${p}-t2`, author_id: user, body: 'deep' });
   });
   await author.db.sync.syncNow();
+}
+
+it('applies a first sync that arrives children first, with keys on, every referenced user present (O1)', async () => {
+  await pushTree('uma', 'o1');
   // A transport that hands the client every change in reverse: children before parents.
   const reversed = pullsThrough((page) => ({ ...page, changes: [...page.changes].reverse() }));
   const reader = world.device('uma-new');
@@ -62,14 +67,7 @@ it('applies a first sync that carries a row twice: the later copy wins, keys on'
 });
 
 it('applies deletes that arrive parents first child-first on the device: nothing left behind, keys on (O3)', async () => {
-  const author = await world.deviceFor('oda');
-  await author.db.mutate('tree', (m) => {
-    m.insert('projects', { id: 'o3', owner_id: 'oda', title: 'P', public: false });
-    m.insert('tasks', { id: 'o3-t1', project_id: 'o3', title: 'root' });
-    m.insert('tasks', { id: 'o3-t2', project_id: 'o3', parent_task_id: 'o3-t1', title: 'child' });
-    m.insert('comments', { id: 'o3-k', task_id: 'o3-t2', author_id: 'oda', body: 'deep' });
-  });
-  await author.db.sync.syncNow();
+  await pushTree('oda', 'o3');
   // A transport that hands the device every deletion parents first: P, then T (root before child), then K.
   const sent: string[][] = [];
   const rank = (c: { table: string; id?: string }): string => `${['projects', 'tasks', 'comments'].indexOf(c.table)}:${c.id === 'o3-t2' ? 1 : 0}`;
