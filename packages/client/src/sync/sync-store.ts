@@ -1,18 +1,16 @@
 import { quoteIdent as q } from '@dovetail/schema';
-import type { ColumnModel, Schema, TableModel } from '@dovetail/schema';
-import type { Change, MutationResult, Op, PullResponse, PushMutation, RefreshKey, RowValues } from '@dovetail/protocol';
-import { sqliteCodeOf, SqliteDriverError } from '../driver.js';
+import type { Schema } from '@dovetail/schema';
+import type { MutationResult, Op, PullResponse, PushMutation, RefreshKey } from '@dovetail/protocol';
+import { sqliteCodeOf } from '../driver.js';
 import type { SqliteConnection, SqlValue } from '../driver.js';
 import { META, MetaKey, OUTBOX, REJECTED, readMeta, writeMeta } from '../engine-tables.js';
 import type { SerialConnection } from '../serial-connection.js';
 import { applyPrepared } from '../write/apply-ops.js';
 import type { OpCompiler } from '../write/apply-ops.js';
-import type { TableCodec } from '../write/codec.js';
 import { findViolations, tablesToCheck } from '../write/diagnose.js';
 import { ForeignKeyViolation } from '../errors.js';
-import { parkUniqueConflicts } from './unique-conflicts.js';
-import { hasKeysInOrder } from '../write/row-keys.js';
 import { decodeOps } from '../outbox/ops-codec.js';
+import { PulledChanges } from './pulled-changes.js';
 
 /** A mutation the server refused, kept for the app (G5). */
 export interface RejectedMutation {
@@ -76,12 +74,14 @@ export class SyncStore {
   readonly #schema: Schema;
   readonly #compiler: OpCompiler;
   readonly #now: () => number;
+  readonly #changes: PulledChanges;
 
   constructor(conn: SerialConnection, schema: Schema, compiler: OpCompiler, now: () => number) {
     this.#conn = conn;
     this.#schema = schema;
     this.#compiler = compiler;
     this.#now = now;
+    this.#changes = new PulledChanges(schema, compiler);
   }
 
   async cursor(): Promise<string | null> {
@@ -191,7 +191,7 @@ export class SyncStore {
             tables.add(t.name);
           }
         }
-        await this.#applyChanges(tx, response.changes, tables, response.reset);
+        await this.#changes.apply(tx, response.changes, tables, response.reset);
         const finalized = await this.#finalize(tx, response.lastMutationId);
         const skipped = await this.#replay(tx, response.lastMutationId, tables);
         await writeMeta(tx, MetaKey.Cursor, response.cursor);
@@ -226,84 +226,6 @@ export class SyncStore {
         if (row && !has(row.table, row.id, row.deep)) throw new StaleRefresh('a local write arrived while the pull was on its way');
       }
     }
-  }
-
-  /**
-   * Applies changes in order; runs of the same statement go to the driver
-   * as one batch. A row whose unique value is still held by a row later in
-   * the batch parks that row first (see unique-conflicts.ts).
-   *
-   * After a reset the synced tables are empty, so rows are inserted plainly
-   * (an upsert costs SQLite about a quarter more); should a row come twice,
-   * its batch goes on as upserts from there.
-   */
-  async #applyChanges(tx: SqliteConnection, changes: readonly Change[], tables: Set<string>, empty: boolean): Promise<void> {
-    let lastIndex: Map<string, number> | undefined;
-    const comesAfter = (at: number) => (table: string, id: string): boolean => {
-      lastIndex ??= new Map(changes.map((c, i) => [`${c.table}\u0000${c.op === 'delete' ? c.id : pulledKey(c.row[this.#schema.table(c.table).primaryKey])}`, i]));
-      return (lastIndex.get(`${table}\u0000${id}`) ?? -1) > at;
-    };
-    let sql: string | undefined;
-    /** For a plain INSERT into an emptied table: the upsert of the same shape, should a row come twice. */
-    let fallback: string | undefined;
-    let batch: SqlValue[][] = [];
-    let positions: number[] = [];
-    const flush = async (): Promise<void> => {
-      let from = 0;
-      while (sql !== undefined && from < batch.length) {
-        try {
-          await tx.runMany(sql, from === 0 ? batch : batch.slice(from));
-          break;
-        } catch (error) {
-          const failed = from + (error instanceof SqliteDriverError ? (error.batchIndex ?? -1) : -1);
-          const change = changes[positions[failed] ?? -1];
-          if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_PRIMARYKEY' && fallback !== undefined && failed >= from) {
-            sql = fallback;
-            fallback = undefined;
-            from = failed;
-            continue;
-          }
-          if (sqliteCodeOf(error) !== 'SQLITE_CONSTRAINT_UNIQUE' || failed < from || !change || change.op === 'delete') throw error;
-          const t = this.#schema.table(change.table);
-          const codec = this.#compiler.codec(t.name);
-          const row = Object.fromEntries(Object.keys(change.row).filter((c) => codec.columns.has(c)).map((c) => [c, codec.encode(c, change.row[c])]));
-          await parkUniqueConflicts(tx, t, row, comesAfter(positions[failed] ?? -1));
-          from = failed;
-        }
-      }
-      sql = undefined;
-      fallback = undefined;
-      batch = [];
-      positions = [];
-    };
-    for (const [index, change] of changes.entries()) {
-      if (!this.#schema.hasTable(change.table)) continue;
-      const t = this.#schema.table(change.table);
-      if (t.visibility.kind === 'none') continue;
-      tables.add(t.name);
-      let next: string;
-      let nextFallback: string | undefined;
-      let params: SqlValue[];
-      if (change.op === 'delete') {
-        next = `DELETE FROM ${q(t.name)} WHERE ${q(t.primaryKey)} = ?`;
-        params = [change.id];
-      } else {
-        const shape = this.#shapeOf(t, change.row);
-        next = empty ? shape.insertSql : shape.sql;
-        nextFallback = empty ? shape.sql : undefined;
-        params = new Array<SqlValue>(shape.cols.length);
-        for (let i = 0; i < shape.cols.length; i++) {
-          const c = shape.columns[i] as ColumnModel;
-          params[i] = shape.codec.encodeAs(c, change.row[c.name]);
-        }
-      }
-      if (next !== sql) await flush();
-      sql = next;
-      fallback = nextFallback;
-      batch.push(params);
-      positions.push(index);
-    }
-    await flush();
   }
 
   /** Entries at or before the last mutation the pulled state contains, and known applied, leave the outbox. */
@@ -377,24 +299,6 @@ export class SyncStore {
     }
   }
 
-  /** The last row shape seen per table: pulled rows of a table nearly always carry the same columns, in the same order. */
-  readonly #shapes = new Map<string, UpsertShape>();
-
-  /** The upsert statement for a pulled row, by the columns it carries that the device knows (others are ignored). */
-  #shapeOf(t: TableModel, row: RowValues): UpsertShape {
-    const last = this.#shapes.get(t.name);
-    if (last && hasKeysInOrder(row, last.keys)) return last;
-    const codec = this.#compiler.codec(t.name);
-    const keys = Object.keys(row);
-    const cols = keys.filter((c) => codec.columns.has(c));
-    const set = cols.filter((c) => c !== t.primaryKey);
-    const insertSql = `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
-    const sql = `${insertSql} ${set.length ? `ON CONFLICT (${q(t.primaryKey)}) DO UPDATE SET ${set.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : `ON CONFLICT (${q(t.primaryKey)}) DO NOTHING`}`;
-    const shape = { keys, cols, columns: cols.map((c) => codec.column(c)), sql, insertSql, codec };
-    this.#shapes.set(t.name, shape);
-    return shape;
-  }
-
   async rejected(): Promise<RejectedMutation[]> {
     const rows = await this.#conn.all<{ id: string; name: string; ops: string; reason: string; message: string; rows: string; created_at: number; rejected_at: number }>(
       `SELECT id, name, ops, reason, message, rows, created_at, rejected_at FROM ${REJECTED} ORDER BY outbox_seq`,
@@ -412,23 +316,5 @@ export class SyncStore {
   }
 }
 
-/** A primary key value as pulled (always text in practice; anything else gets its JSON). */
-function pulledKey(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
 /** Ids per statement when marking applied mutations (well under SQLite's limit on parameters). */
 const APPLIED_BATCH = 500;
-
-interface UpsertShape {
-  /** The row's keys, in order, as they came. */
-  readonly keys: readonly string[];
-  /** Those the device's schema has. */
-  readonly cols: readonly string[];
-  readonly columns: readonly ColumnModel[];
-  /** Inserts, or updates a row already there. */
-  readonly sql: string;
-  /** Inserts only: for a table known to be empty. */
-  readonly insertSql: string;
-  readonly codec: TableCodec;
-}
