@@ -197,6 +197,25 @@ describe('when a device syncs', () => {
     expect(d.board.calls.length).toBeGreaterThan(downAt);
   });
 
+  it('after its backoff even if the device clock is set back or forward meanwhile', async () => {
+    for (const jump of [-3_600_000, 3_600_000]) {
+      const d = await device();
+      await d.advance(0);
+      d.board.failures.push(rateLimited(5_000));
+      await d.write();
+      await d.advance(0);
+      const failedAt = d.board.calls.length;
+      d.time.setClock(jump);
+      await d.write();
+      d.board.poke();
+      await d.advance(4_999);
+      expect(d.board.calls.length).toBe(failedAt);
+      await d.advance(1);
+      expect(d.board.calls.length).toBeGreaterThan(failedAt);
+      expect(await d.db.outboxDepth()).toBe(0);
+    }
+  });
+
   it('one sync at a time: what arrives during one is served by one more sync after it', async () => {
     const d = await device();
     await d.advance(0);

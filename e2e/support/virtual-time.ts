@@ -2,15 +2,24 @@ import type { Clock, Timers } from '@dovetail/client';
 
 /**
  * Time that moves only when the test moves it: the client's clock and its
- * timers in one, so a test can say what is due, and when.
+ * timers in one, so a test can say what is due, and when. Timers run on
+ * their own steady time, as the platform's do; `setClock` moves only what
+ * `now()` reads, as when a device's clock is set.
  */
 export class VirtualTime implements Clock, Timers {
   #now = 1_000_000;
+  /** What `now()` adds to the steady time (the device's clock setting). */
+  #offset = 0;
   #next = 1;
   readonly #due = new Map<number, { readonly at: number; readonly fn: () => void }>();
 
   now(): number {
-    return this.#now;
+    return this.#now + this.#offset;
+  }
+
+  /** Sets the device's clock `ms` forward (or back, if negative); timers are not affected. */
+  setClock(ms: number): void {
+    this.#offset += ms;
   }
 
   setTimeout(fn: () => void, ms: number): unknown {
