@@ -151,3 +151,60 @@ export function addProvenance(p: Provenance, key: string, row: Row): void {
     values.add(valueKey(v));
   }
 }
+
+/** What the model knows of the mutations one device database created. */
+export interface CreatedMutations {
+  readonly key: string;
+  /** Every mutation it committed locally, in order. */
+  readonly created: readonly string[];
+  /** Entries normalization removed: folded into `into`, or cancelled out (`into` undefined). */
+  readonly normalized: ReadonlyMap<string, string | undefined>;
+  /** Every mutation id that was ever in a push request. */
+  readonly pushed: ReadonlySet<string>;
+}
+
+/**
+ * Invariant 6 for one database: each mutation it created ends
+ * - in the ledger (applied; or refused, and then in the rejected log with
+ *   the same reason), or
+ * - folded by normalization into another mutation that itself ends in the
+ *   ledger, or cancelled out by it (an insert and a later delete of the
+ *   same row, or an update a later delete makes moot). Cancelled ones are
+ *   accepted only if they never left the device (checked against every
+ *   push request); that their effects are absent is what invariant 4
+ *   (device equals server at rest) shows.
+ * Nothing else: a mutation that is nowhere has vanished.
+ */
+export function fateProblems(m: CreatedMutations, ledger: ReadonlyMap<string, LedgerRow>, rejected: readonly { id: string; reason: string }[], pending: ReadonlySet<string>): { invariant: string; text: string }[] {
+  const problems: { invariant: string; text: string }[] = [];
+  const problem = (invariant: string, text: string): void => void problems.push({ invariant, text });
+  const refused = new Map(rejected.map((r) => [r.id, r]));
+  const created = new Set(m.created);
+  const settled = (id: string): boolean => ledger.has(id) || refused.has(id);
+  for (const id of m.created) {
+    const l = ledger.get(id);
+    if (l) {
+      const r = refused.get(id);
+      if (l.result.status === 'rejected' && !r) problem('6', `${m.key}: the server refused ${id} (${l.result.reason ?? '?'}) but it is not in the rejected log`);
+      else if (l.result.status === 'rejected' && r && r.reason !== l.result.reason) problem('6', `${m.key}: ${id} is in the rejected log as '${r.reason}', the server refused it as '${l.result.reason ?? '?'}'`);
+      else if (l.result.status === 'applied' && r) problem('6', `${m.key}: ${id} was applied but is in the rejected log (${r.reason})`);
+      continue;
+    }
+    if (refused.has(id)) {
+      const r = refused.get(id);
+      if (r?.reason !== 'too_large') problem('6', `${m.key}: ${id} is in the rejected log (${r?.reason ?? '?'}) but the server never processed it`);
+      continue;
+    }
+    if (m.normalized.has(id)) {
+      let into = m.normalized.get(id);
+      for (let hops = 0; into !== undefined && !settled(into) && m.normalized.has(into) && hops < 100; hops++) into = m.normalized.get(into);
+      if (m.pushed.has(id)) problem('6', `${m.key}: normalization removed ${id} after it had been pushed`);
+      else if (into !== undefined && !settled(into)) problem('6', `${m.key}: ${id} was folded into ${into}, which never reached the server`);
+      continue;
+    }
+    problem(pending.has(id) ? '8' : '6', `${m.key}: mutation ${id} ${pending.has(id) ? 'is still pending' : 'vanished: not applied, not refused, not folded by normalization'}`);
+  }
+  for (const r of rejected) if (!created.has(r.id)) problem('6', `${m.key}: the rejected log holds ${r.id}, which this database never created`);
+  for (const id of ledger.keys()) if (!created.has(id)) problem('3', `${m.key}: the ledger holds ${id} for this client, which it never created`);
+  return problems;
+}

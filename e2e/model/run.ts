@@ -18,6 +18,7 @@ import type { Binding, CrashPoint, NetworkObserver, RequestKind, ServerCall } fr
 import {
   addProvenance,
   exactlyOnceProblems,
+  fateProblems,
   keyOf,
   readLedger,
   readServer,
@@ -27,7 +28,7 @@ import {
   valueKey,
   visibleTo,
 } from './invariants.js';
-import type { LedgerRow, Provenance, Row } from './invariants.js';
+import type { CreatedMutations, LedgerRow, Provenance, Row } from './invariants.js';
 
 /** Rounds of "every database syncs" at rest before the queues must be empty (invariant 8). */
 const REST_ROUNDS = 5;
@@ -50,16 +51,13 @@ const token = (user: string): Promise<string> => {
 type SyncOutcome = { readonly ok: true; readonly report: SyncReport } | { readonly ok: false; readonly error: unknown };
 
 /** What the model knows about one device database (one user's file on one device). */
-interface DbModel {
-  readonly key: string;
+interface DbModel extends CreatedMutations {
   readonly device: number;
   readonly user: string;
   readonly clientId: string;
-  /** Every mutation this database committed locally, in order. */
+  // The same as in CreatedMutations, writable here.
   readonly created: string[];
-  /** Entries normalization removed: folded into `into`, or cancelled out (`into` undefined). */
   readonly normalized: Map<string, string | undefined>;
-  /** Every mutation id that was ever in a push request of this database. */
   readonly pushed: Set<string>;
   /** Values its own local writes gave each row, column by column. */
   readonly local: Provenance;
@@ -711,7 +709,7 @@ export class ModelRun implements NetworkObserver {
       const outbox = await dev.db.outbox();
       if (outbox.length > 0) this.#violation('8', `${m.key}: ${outbox.length} mutation(s) still pending at rest: ${outbox.map((e) => short(e.id)).join(', ')}`);
       // 6: every mutation ends applied, refused (in the rejected log), or folded by normalization.
-      this.#checkFates(m, byClient.get(m.clientId) ?? new Map(), await dev.db.rejected(), new Set(outbox.map((e) => e.id)));
+      for (const p of fateProblems(m, byClient.get(m.clientId) ?? new Map(), await dev.db.rejected(), new Set(outbox.map((e) => e.id)))) this.#violation(p.invariant, p.text);
       for (const v of await dev.db.foreignKeyCheck()) this.#violation('1', `${m.key}: ${v.table} '${v.rowId}'.${v.column} has no ${v.referencedTable}`);
     }
     // 3: every acknowledged result is the ledger's, and the server wrote nothing twice or unrecorded.
@@ -726,49 +724,6 @@ export class ModelRun implements NetworkObserver {
     for (const p of await exactlyOnceProblems(this.#sql)) this.#violation('3', p);
     for (const o of await serverOrphans(this.#sql)) this.#violation('1', o);
     if (this.#violations.length > 0) this.#fail();
-  }
-
-  /**
-   * Invariant 6 for one database: each mutation it created ends
-   * - in the ledger (applied; or refused, and then in the rejected log with
-   *   the same reason), or
-   * - folded by normalization into another mutation that itself ends in the
-   *   ledger, or cancelled out by it (an insert and a later delete of the
-   *   same row, or an update a later delete makes moot). Cancelled ones are
-   *   accepted only if they never left the device (checked against every
-   *   push request); that their effects are absent is what invariant 4
-   *   (device equals server at rest) shows.
-   * Nothing else: a mutation that is nowhere has vanished.
-   */
-  #checkFates(m: DbModel, ledger: ReadonlyMap<string, LedgerRow>, rejected: readonly { id: string; reason: string }[], pending: ReadonlySet<string>): void {
-    const refused = new Map(rejected.map((r) => [r.id, r]));
-    const created = new Set(m.created);
-    const settled = (id: string): boolean => ledger.has(id) || refused.has(id);
-    for (const id of m.created) {
-      const l = ledger.get(id);
-      if (l) {
-        const r = refused.get(id);
-        if (l.result.status === 'rejected' && !r) this.#violation('6', `${m.key}: the server refused ${id} (${l.result.reason ?? '?'}) but it is not in the rejected log`);
-        else if (l.result.status === 'rejected' && r && r.reason !== l.result.reason) this.#violation('6', `${m.key}: ${id} is in the rejected log as '${r.reason}', the server refused it as '${l.result.reason ?? '?'}'`);
-        else if (l.result.status === 'applied' && r) this.#violation('6', `${m.key}: ${id} was applied but is in the rejected log (${r.reason})`);
-        continue;
-      }
-      if (refused.has(id)) {
-        const r = refused.get(id);
-        if (r?.reason !== 'too_large') this.#violation('6', `${m.key}: ${id} is in the rejected log (${r?.reason ?? '?'}) but the server never processed it`);
-        continue;
-      }
-      if (m.normalized.has(id)) {
-        let into = m.normalized.get(id);
-        for (let hops = 0; into !== undefined && !settled(into) && m.normalized.has(into) && hops < 100; hops++) into = m.normalized.get(into);
-        if (m.pushed.has(id)) this.#violation('6', `${m.key}: normalization removed ${id} after it had been pushed`);
-        else if (into !== undefined && !settled(into)) this.#violation('6', `${m.key}: ${id} was folded into ${into}, which never reached the server`);
-        continue;
-      }
-      this.#violation(pending.has(id) ? '8' : '6', `${m.key}: mutation ${id} ${pending.has(id) ? 'is still pending' : 'vanished: not applied, not refused, not folded by normalization'}`);
-    }
-    for (const r of rejected) if (!created.has(r.id)) this.#violation('6', `${m.key}: the rejected log holds ${r.id}, which this database never created`);
-    for (const id of ledger.keys()) if (!created.has(id)) this.#violation('3', `${m.key}: the ledger holds ${id} for this client, which it never created`);
   }
 
   traceText(): string {
