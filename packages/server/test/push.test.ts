@@ -87,7 +87,7 @@ describe('exactly once (G4)', () => {
 });
 
 describe('order and dependencies (O2, O5)', () => {
-  it('applies P, T, K in order even when they arrive shuffled and concurrently', async () => {
+  it('applies P, T, K in order even when they arrive shuffled and concurrently (O2)', async () => {
     const mp = m('p', [P('p1')]);
     const mt = m('t', [T('t1', 'p1')], mp.id);
     const mk = m('k', [K('k1', 't1')], mt.id);
@@ -101,7 +101,7 @@ describe('order and dependencies (O2, O5)', () => {
     expect(server.logs.filter((l) => l.fields['sqlstate'] === '23503')).toEqual([]);
   });
 
-  it('refuses the children of a refused parent with parent_rejected, once each', async () => {
+  it('refuses the children of a refused parent with parent_rejected, once each (O2)', async () => {
     const mp = m('p', [P('p1', 'bob')]); // not Ann's to create
     const mt = m('t', [T('t1', 'p1')], mp.id);
     const mk = m('k', [K('k1', 't1')], mt.id);
@@ -111,7 +111,7 @@ describe('order and dependencies (O2, O5)', () => {
     expect(await pushAs('ann', [mt])).toEqual([results[1]]);
   });
 
-  it('applies a parent and 50 children in one mutation, in one transaction', async () => {
+  it('applies a parent and 50 children in one mutation, in one transaction (O5)', async () => {
     const ops: Op[] = [P('p1'), ...Array.from({ length: 50 }, (_, i) => T(`t${i}`, 'p1'))];
     expect(await pushAs('ann', [m('burst', ops.reverse())])).toEqual([expect.objectContaining({ status: 'applied' })]);
     expect(await count('tasks')).toBe(50);
@@ -145,7 +145,7 @@ describe('typed refusals, never a 23503 (D1, D2, D3, D5, S3)', () => {
     expect(r?.status === 'rejected' && r.message).toContain("comments.task_id = 'no-such-task' has no tasks.id");
   });
 
-  it('applies each key policy when a parent was deleted while a child was written offline', async () => {
+  it('applies each key policy when a parent was deleted while a child was written offline (D1)', async () => {
     await pushAs('ann', [m('setup', [P('p1'), T('t1', 'p1'), { op: 'insert', table: 'conversations', row: { id: 'c1', created_by: 'ann' } }, { op: 'insert', table: 'members', row: { id: 'mm', conversation_id: 'c1', user_id: 'ann' } }])]);
     // Someone deletes the parents on the server.
     await pushAs('ann', [m('cleanup', [{ op: 'delete', table: 'projects', id: 'p1' }, { op: 'delete', table: 'conversations', id: 'c1' }])], 'other-device');
