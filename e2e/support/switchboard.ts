@@ -10,15 +10,13 @@ export interface Call {
   readonly kind: 'push' | 'pull';
   /** On the test's clock. */
   readonly at: number;
-  /** The error it was answered with, if any. */
-  error?: TransportError;
 }
 
 /**
  * One device's line to an in-process server, with the faults a test sets:
  * requests answered with an error, or held until released; and the poke
- * channel, which the test pokes or reopens. It records every request, and
- * the most that were ever in flight at once.
+ * channel, which the test pokes or reopens. It records when each request
+ * started, and the most that were ever in flight at once.
  */
 export class Switchboard {
   readonly calls: Call[] = [];
@@ -26,8 +24,9 @@ export class Switchboard {
   readonly failures: TransportError[] = [];
   /** While true, requests wait for `release()`. */
   holding = false;
-  inFlight = 0;
+  /** The most requests that were ever in flight at once. */
   maxInFlight = 0;
+  #inFlight = 0;
   /** Called as each request starts. */
   onCall: ((call: Call) => void) | undefined;
   readonly #held: (() => void)[] = [];
@@ -82,8 +81,8 @@ export class Switchboard {
     const call: Call = { kind, at: this.#now() };
     this.calls.push(call);
     this.onCall?.(call);
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.#inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.#inFlight);
     try {
       if (this.holding) {
         await new Promise<void>((resolve, reject) => {
@@ -101,11 +100,8 @@ export class Switchboard {
       } catch (error) {
         throw toTransportError(error, this.#server);
       }
-    } catch (error) {
-      if (error instanceof TransportError) call.error = error;
-      throw error;
     } finally {
-      this.inFlight--;
+      this.#inFlight--;
     }
   }
 }
