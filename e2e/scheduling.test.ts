@@ -224,7 +224,7 @@ describe('when a device syncs', () => {
     d.board.holding = true;
     d.board.poke();
     d.time.advance(0); // the sync starts, and its pull waits
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let waited = 0; d.board.held === 0 && waited < 5_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(d.board.held).toBe(1);
     for (let i = 0; i < 3; i++) {
       d.board.poke();
