@@ -62,7 +62,7 @@ interface TestDevice {
 async function device(options: Partial<SyncOptions> = {}): Promise<TestDevice> {
   const user = `sched-${process.pid}-${++users}`;
   const time = new VirtualTime();
-  const board = new Switchboard(server, () => time.now());
+  const board = new Switchboard(server, () => time.steady());
   const directory = mkdtempSync(join(tmpdir(), 'dovetail-sched-'));
   dirs.push(directory);
   const client = createClient({ schema: e2eSchema, driver: nodeDriver({ directory }), clock: time });
@@ -213,6 +213,8 @@ describe('when a device syncs', () => {
       await d.advance(1);
       expect(d.board.calls.length).toBeGreaterThan(failedAt);
       expect(await d.db.outboxDepth()).toBe(0);
+      // And the interval goes on from there (set back an hour, this clock reads before 1970).
+      expect(d.time.pending()).toEqual([INTERVAL]);
     }
   });
 
@@ -267,7 +269,9 @@ type Event =
   | { readonly e: 'hold' }
   | { readonly e: 'release' }
   | { readonly e: 'syncNow' }
-  | { readonly e: 'signOut' };
+  | { readonly e: 'signOut' }
+  /** The device's clock is set forward or back (timers keep their steady time). */
+  | { readonly e: 'setClock'; readonly ms: number };
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({ e: 'write' as const }) },
@@ -283,6 +287,7 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ e: 'release' as const }) },
   { weight: 2, arbitrary: fc.constant({ e: 'syncNow' as const }) },
   { weight: 1, arbitrary: fc.constant({ e: 'signOut' as const }) },
+  { weight: 1, arbitrary: fc.constantFrom(-3_600_000, -1_000, 1_000, 3_600_000).map((ms) => ({ e: 'setClock' as const, ms })) },
 );
 
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2));
@@ -308,7 +313,7 @@ async function runEvents(events: readonly Event[]): Promise<void> {
   let problem: string | undefined;
   d.db.sync.events.on('error', (e) => {
     const network = e.error instanceof TransportError && e.error.code === 'network';
-    gate = { until: d.time.now() + (e.retryInMs ?? 0), network, woken: false };
+    gate = { until: d.time.steady() + (e.retryInMs ?? 0), network, woken: false };
   });
   d.db.sync.events.on('synced', () => (gate = undefined));
   d.board.onCall = (call) => {
@@ -327,7 +332,7 @@ async function runEvents(events: readonly Event[]): Promise<void> {
     else await d.db.sync.whenIdle();
   };
   for (const event of events) {
-    trace.push(`t=${d.time.now()} ${JSON.stringify(event)}`);
+    trace.push(`t=${d.time.steady()} ${JSON.stringify(event)}`);
     switch (event.e) {
       case 'write':
         if (signedOut) break;
@@ -361,6 +366,9 @@ async function runEvents(events: readonly Event[]): Promise<void> {
           () => explicit--,
         );
         await settle();
+        break;
+      case 'setClock':
+        d.time.setClock(event.ms);
         break;
       case 'signOut': {
         if (signedOut) break;

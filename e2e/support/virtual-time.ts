@@ -17,6 +17,11 @@ export class VirtualTime implements Clock, Timers {
     return this.#now + this.#offset;
   }
 
+  /** The steady time the timers run on (unlike `now()`, never set back). */
+  steady(): number {
+    return this.#now;
+  }
+
   /** Sets the device's clock `ms` forward (or back, if negative); timers are not affected. */
   setClock(ms: number): void {
     this.#offset += ms;

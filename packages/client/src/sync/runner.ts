@@ -93,7 +93,7 @@ export class SyncRunner {
   #timerDue = Infinity;
   #failures = 0;
   /** After a failure: no automatic sync before this time (see the class comment). */
-  #notBefore = 0;
+  #notBefore = -Infinity;
   /** The last failure was a network error (no answer from the server). */
   #unreachable = false;
   /** A timer fell due while a sync was running: another follows it (at once, or at the retry time). */
@@ -175,7 +175,7 @@ export class SyncRunner {
 
   /** The server reached the device (a poke, or the poke channel reopened). */
   #wake(): void {
-    if (this.#unreachable) this.#notBefore = 0;
+    if (this.#unreachable) this.#notBefore = -Infinity;
     this.#schedule(0);
   }
 
@@ -200,7 +200,7 @@ export class SyncRunner {
     try {
       const report = await this.#phases();
       this.#failures = 0;
-      this.#notBefore = 0;
+      this.#notBefore = -Infinity;
       this.#unreachable = false;
       this.events.emit('synced', report);
       this.#schedule(this.#options.intervalMs ?? 30_000);
