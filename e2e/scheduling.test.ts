@@ -265,7 +265,7 @@ type Event =
   | { readonly e: 'advance'; readonly ms: number }
   | { readonly e: 'poke' }
   | { readonly e: 'reopen' }
-  | { readonly e: 'fail'; readonly kind: 'network' | 'unavailable' | 'limited'; readonly count: number; readonly retryAfter: number }
+  | { readonly e: 'fail'; readonly kind: 'network' | 'unavailable' | 'limited' | 'expired'; readonly count: number; readonly retryAfter: number }
   | { readonly e: 'hold' }
   | { readonly e: 'release' }
   | { readonly e: 'syncNow' }
@@ -281,7 +281,7 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ e: 'reopen' as const }) },
   {
     weight: 4,
-    arbitrary: fc.record({ e: fc.constant('fail' as const), kind: fc.constantFrom('network' as const, 'unavailable' as const, 'limited' as const), count: fc.integer({ min: 1, max: 3 }), retryAfter: fc.constantFrom(1_000, 10_000) }),
+    arbitrary: fc.record({ e: fc.constant('fail' as const), kind: fc.constantFrom('network' as const, 'unavailable' as const, 'limited' as const, 'expired' as const), count: fc.integer({ min: 1, max: 3 }), retryAfter: fc.constantFrom(1_000, 10_000) }),
   },
   { weight: 1, arbitrary: fc.constant({ e: 'hold' as const }) },
   { weight: 2, arbitrary: fc.constant({ e: 'release' as const }) },
@@ -289,6 +289,19 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ e: 'signOut' as const }) },
   { weight: 1, arbitrary: fc.constantFrom(-3_600_000, -1_000, 1_000, 3_600_000).map((ms) => ({ e: 'setClock' as const, ms })) },
 );
+
+function failure(kind: 'network' | 'unavailable' | 'limited' | 'expired', retryAfter: number): TransportError {
+  switch (kind) {
+    case 'network':
+      return networkDown();
+    case 'unavailable':
+      return unavailable();
+    case 'limited':
+      return rateLimited(retryAfter);
+    case 'expired':
+      return new TransportError('token_expired', 401, 'the token has expired; refresh it and retry');
+  }
+}
 
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2));
 
@@ -348,7 +361,7 @@ async function runEvents(events: readonly Event[]): Promise<void> {
         if (event.e === 'poke' ? d.board.poke() : d.board.reopen()) if (gate) gate.woken = true;
         break;
       case 'fail':
-        for (let i = 0; i < event.count; i++) d.board.failures.push(event.kind === 'network' ? networkDown() : event.kind === 'unavailable' ? unavailable() : rateLimited(event.retryAfter));
+        for (let i = 0; i < event.count; i++) d.board.failures.push(failure(event.kind, event.retryAfter));
         break;
       case 'hold':
         d.board.holding = true;
