@@ -49,8 +49,17 @@ export interface HttpTransportOptions {
   readonly fetch?: typeof fetch;
   /** A WebSocket constructor (`globalThis.WebSocket`, or `ws` in Node 20); pokes are off without one. */
   readonly webSocket?: new (url: string) => WebSocketLike;
-  /** Delay before reconnecting the poke channel. Default 1000 ms. */
+  /**
+   * Delay before reconnecting the poke channel after it closed. It doubles
+   * (with jitter) while the server stays unreachable, up to
+   * `maxReconnectMs`, and starts over once the server welcomes the device.
+   * Default 1000 ms.
+   */
   readonly reconnectMs?: number;
+  /** The longest wait between reconnection attempts. Default 60,000 ms. */
+  readonly maxReconnectMs?: number;
+  /** For the jitter, in [0, 1). Default `Math.random`. */
+  readonly random?: () => number;
   readonly setTimeout?: (fn: () => void, ms: number) => unknown;
   readonly clearTimeout?: (handle: unknown) => void;
 }
@@ -124,6 +133,13 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
           let closed = false;
           let socket: WebSocketLike | undefined;
           let timer: unknown;
+          /** Connections closed since the server last welcomed the device. */
+          let failures = 0;
+          /** The wait before the next attempt: doubling, capped, and spread out (0.5 to 1 of it) so devices do not come back all at once. */
+          const backoff = (): number => {
+            const base = Math.min(options.maxReconnectMs ?? 60_000, (options.reconnectMs ?? 1000) * 2 ** Math.min(failures - 1, 20));
+            return Math.round(base * (0.5 + (options.random ?? Math.random)() / 2));
+          };
           const connect = (): void => {
             if (closed) return;
             const ws = new Ws(`${base.replace(/^http/, 'ws')}/v1/poke`);
@@ -137,7 +153,10 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
             ws.onmessage = (ev) => {
               try {
                 const msg = parseServerMessage(JSON.parse(String(ev.data)) as unknown);
-                if ('type' in msg && msg.type === 'welcome') handlers.onOpen();
+                if ('type' in msg && msg.type === 'welcome') {
+                  failures = 0;
+                  handlers.onOpen();
+                }
                 else if ('type' in msg && msg.type === 'poke') handlers.onPoke();
               } catch {
                 // Ignore what we do not understand; pulls stay correct without pokes.
@@ -145,7 +164,9 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
             };
             ws.onerror = () => undefined;
             ws.onclose = () => {
-              if (!closed) timer = setT(connect, options.reconnectMs ?? 1000);
+              if (closed) return;
+              failures++;
+              timer = setT(connect, backoff());
             };
           };
           connect();
