@@ -260,6 +260,27 @@ describe('when a device syncs', () => {
   });
 });
 
+describe("the server's limits", () => {
+  it('a device pushes in smaller batches until the server takes them (too_many_mutations), losing and refusing nothing', async () => {
+    const strict = new SyncServer({ schema: e2eSchema, sql, authenticate: createAuthenticator({ secret: SECRET }), limits: { maxMutationsPerPush: 4 } });
+    const user = `sched-limits-${process.pid}`;
+    const time = new VirtualTime();
+    const board = new Switchboard(strict, () => time.steady());
+    const directory = mkdtempSync(join(tmpdir(), 'dovetail-sched-'));
+    dirs.push(directory);
+    const client = createClient({ schema: e2eSchema, driver: nodeDriver({ directory }), clock: time });
+    clients.push(client);
+    const token = await tokenFor(user);
+    const db = await client.bind({ userId: user, sync: { transport: board.transport(), getToken: () => token, timers: time, random: () => 0.5 } });
+    for (let i = 0; i < 10; i++) await db.mutate('project', (m) => m.insert('projects', { id: `${user}-${i}`, owner_id: user, title: 't', public: false }));
+    const report = await db.sync.syncNow();
+    expect(report.pushed).toBe(10);
+    expect(await db.outboxDepth()).toBe(0);
+    expect(await db.rejected()).toEqual([]);
+    expect(Number((await sql.query<{ n: string | number }>('SELECT count(*) AS n FROM projects WHERE owner_id = $1', [user]))[0]?.n)).toBe(10);
+  });
+});
+
 type Event =
   | { readonly e: 'write' }
   | { readonly e: 'advance'; readonly ms: number }

@@ -273,11 +273,14 @@ export class SyncRunner {
       try {
         results = await this.#withToken((token) => this.#send(mutations, token));
       } catch (error) {
-        if (error instanceof TransportError && error.code === 'body_too_large') {
-          if (mutations.length > 1) {
-            batch = Math.max(1, Math.floor(mutations.length / 2));
-            continue;
-          }
+        const code = error instanceof TransportError ? error.code : undefined;
+        // Over a limit of the server (its body size, or its mutations per
+        // push): send half as many, down to one.
+        if ((code === 'body_too_large' || code === 'too_many_mutations') && mutations.length > 1) {
+          batch = Math.max(1, Math.floor(mutations.length / 2));
+          continue;
+        }
+        if (code === 'body_too_large' && error instanceof TransportError) {
           const one = mutations[0] as PushMutation;
           const out = await this.#ctx.store.rejectLocally(one.id, 'too_large', `mutation '${one.name}' is larger than the server accepts (${error.message}); split it into smaller mutations`);
           for (const r of out) this.events.emit('rejected', r);
