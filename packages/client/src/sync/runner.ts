@@ -6,9 +6,9 @@ import { StaleRefresh } from './sync-store.js';
 import type { RejectedMutation, SyncStore } from './sync-store.js';
 import { TransportError } from './transport.js';
 import type { SyncTransport } from './transport.js';
-
 import { systemTimers } from './timers.js';
 import type { Timers } from './timers.js';
+import { backoffMs, SYNC_DEFAULTS } from './backoff.js';
 
 export type { Timers } from './timers.js';
 
@@ -132,7 +132,7 @@ export class SyncRunner {
 
   /** A local write happened: sync soon, batching writes that follow. */
   wrote(): void {
-    this.#schedule(this.#options.writeDelayMs ?? 0);
+    this.#schedule(this.#options.writeDelayMs ?? SYNC_DEFAULTS.writeDelayMs);
   }
 
   /**
@@ -203,14 +203,18 @@ export class SyncRunner {
       this.#notBefore = -Infinity;
       this.#unreachable = false;
       this.events.emit('synced', report);
-      this.#schedule(this.#options.intervalMs ?? 30_000);
+      this.#schedule(this.#options.intervalMs ?? SYNC_DEFAULTS.intervalMs);
       return report;
     } catch (error) {
       if (this.#stopped) throw error;
       const transient = error instanceof TransportError ? TRANSIENT.has(error.code) || error.status >= 500 : false;
       this.#failures++;
-      const base = Math.min(this.#options.maxBackoffMs ?? 60_000, (this.#options.initialBackoffMs ?? 500) * 2 ** Math.min(this.#failures - 1, 20));
-      const jittered = Math.round(base * (0.5 + (this.#options.random ?? Math.random)() / 2));
+      const jittered = backoffMs(
+        this.#failures,
+        this.#options.initialBackoffMs ?? SYNC_DEFAULTS.initialBackoffMs,
+        this.#options.maxBackoffMs ?? SYNC_DEFAULTS.maxBackoffMs,
+        this.#options.random ?? Math.random,
+      );
       const retryInMs = error instanceof TransportError && error.retryAfterMs !== undefined ? Math.max(error.retryAfterMs, jittered) : jittered;
       this.#notBefore = this.#ctx.now() + retryInMs;
       this.#unreachable = error instanceof TransportError && error.code === 'network';
@@ -264,7 +268,7 @@ export class SyncRunner {
   async #push(): Promise<{ pushed: number; rejected: RejectedMutation[] }> {
     let pushed = 0;
     const rejected: RejectedMutation[] = [];
-    let batch = this.#options.pushBatchSize ?? 100;
+    let batch = this.#options.pushBatchSize ?? SYNC_DEFAULTS.pushBatchSize;
     for (;;) {
       this.#checkStopped();
       const mutations = await this.#ctx.store.nextToPush(batch);

@@ -1,5 +1,6 @@
 import { parseErrorBody, parsePullResponse, parsePushResponse, parseServerMessage, PROTOCOL_VERSION } from '@dovetail/protocol';
 import type { ErrorCode, PullRequest, PullResponse, PushRequest, PushResponse } from '@dovetail/protocol';
+import { backoffMs, RECONNECT_DEFAULTS } from './backoff.js';
 
 /** A failed request: `code` is the server's error code, or `network` when no answer came. */
 export class TransportError extends Error {
@@ -135,11 +136,8 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
           let timer: unknown;
           /** Connections closed since the server last welcomed the device. */
           let failures = 0;
-          /** The wait before the next attempt: doubling, capped, and spread out (0.5 to 1 of it) so devices do not come back all at once. */
-          const backoff = (): number => {
-            const base = Math.min(options.maxReconnectMs ?? 60_000, (options.reconnectMs ?? 1000) * 2 ** Math.min(failures - 1, 20));
-            return Math.round(base * (0.5 + (options.random ?? Math.random)() / 2));
-          };
+          const backoff = (): number =>
+            backoffMs(failures, options.reconnectMs ?? RECONNECT_DEFAULTS.reconnectMs, options.maxReconnectMs ?? RECONNECT_DEFAULTS.maxReconnectMs, options.random ?? Math.random);
           const connect = (): void => {
             if (closed) return;
             const ws = new Ws(`${base.replace(/^http/, 'ws')}/v1/poke`);
