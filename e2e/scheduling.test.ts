@@ -185,6 +185,26 @@ describe('when a device syncs', () => {
 });
 
 describe("the server's limits", () => {
+  it('a device whose pending and refused mutations touch more rows than a pull may name resyncs instead of failing for ever', { timeout: 60_000 }, async () => {
+    const d = await world.device({}, { maxOpsPerMutation: 10_000 });
+    await d.advance(0);
+    // Eleven mutations of 10,001 rows each: the server refuses each as too_large, and
+    // the next pull would have to name every row they touched (110,011 > 100,000).
+    for (let m = 0; m < 11; m++) {
+      await d.db.mutate('import', (b) => {
+        for (let i = 0; i <= 10_000; i++) b.insert('projects', { id: `${d.user}-${m}-${i}`, owner_id: d.user, title: 'imported', public: false });
+      });
+    }
+    const report = await d.db.sync.syncNow();
+    expect(report.rejected.map((r) => r.reason)).toEqual(Array(11).fill('too_large'));
+    expect(await d.db.outboxDepth()).toBe(0);
+    // The refused rows are gone from the device, as the server never had them.
+    expect(await d.db.rows('projects')).toEqual([]);
+    const again = await d.db.sync.syncNow();
+    expect(again.rejected).toEqual([]);
+  });
+
+
   it('a device pushes in smaller batches until the server takes them (too_many_mutations), losing and refusing nothing', async () => {
     const d = await world.device({}, { maxMutationsPerPush: 4 });
     for (let i = 0; i < 10; i++) await d.write();

@@ -291,7 +291,14 @@ function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Muta
     ...(Object.keys(refusal.details).length ? { details: refusal.details } : {}),
   };
   const client = lit(clientId);
-  const refused = createdRows(m, deps.schema).map((row) => call('INSERT INTO _dovetail_refused (client_id, tbl, row_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [client, lit(row.table), lit(row.id)]));
+  // One statement per table, however many rows (a refused import may have thousands).
+  const byTable = new Map<string, string[]>();
+  for (const row of createdRows(m, deps.schema)) {
+    const ids = byTable.get(row.table);
+    if (ids) ids.push(row.id);
+    else byTable.set(row.table, [row.id]);
+  }
+  const refused = [...byTable].map(([table, ids]) => call(RECORD_REFUSED, [client, lit(table), lit(JSON.stringify(ids))]));
   deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
   return { result, record: [ledgerInsert(clientId, identity.userId, m.id, digest, result), ...refused] };
 }
@@ -362,6 +369,10 @@ const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation 
  */
 export const LEDGER_READ = `SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $2
   UNION ALL SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $3`;
+
+/** The rows a refused mutation would have created (`$3`, a JSON array of ids) in table `$2`, for client `$1`. */
+const RECORD_REFUSED = `INSERT INTO _dovetail_refused (client_id, tbl, row_id)
+  SELECT $1, $2, ids.id FROM jsonb_array_elements_text($3::jsonb) AS ids(id) ON CONFLICT DO NOTHING`;
 
 /** The ledger row, numbered by the client row's count (which `CLAIM_CLIENT` moved on in this transaction). */
 const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)

@@ -111,6 +111,19 @@ describe('order and dependencies (O2, O5)', () => {
     expect(await pushAs('ann', [mt])).toEqual([results[1]]);
   });
 
+  it('remembers every row a refused mutation would have created, whatever its id, so each child is refused with parent_rejected', async () => {
+    const odd = ["p'quote", 'p"double', 'p\\back', 'p\u00e9t\u00e9', 'p\u001fsep'];
+    const refused = m('import', odd.map((id) => P(id, 'bob'))); // not Ann's to create
+    let prev = refused.id;
+    const children = odd.map((id, i) => {
+      const child = m(`child-${i}`, [T(`t-${i}`, id)], prev);
+      prev = child.id;
+      return child;
+    });
+    const results = await pushAs('ann', [refused, ...children]);
+    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.status))).toEqual(['forbidden', ...odd.map(() => 'parent_rejected')]);
+  });
+
   it('applies a parent and 50 children in one mutation, in one transaction (O5)', async () => {
     const ops: Op[] = [P('p1'), ...Array.from({ length: 50 }, (_, i) => T(`t${i}`, 'p1'))];
     expect(await pushAs('ann', [m('burst', ops.reverse())])).toEqual([expect.objectContaining({ status: 'applied' })]);

@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from '@dovetail/protocol';
+import { PROTOCOL_VERSION, WireLimits } from '@dovetail/protocol';
 import type { PullResponse, PushMutation, RefreshKey } from '@dovetail/protocol';
 import { DovetailError } from '../errors.js';
 import { Emitter } from '../emitter.js';
@@ -250,10 +250,13 @@ export class SyncRunner {
   }
 
   async #pull(refresh: readonly RefreshKey[]): Promise<PullResponse> {
-    const cursor = await this.#ctx.store.cursor();
+    // More rows to refresh than a pull may name (a large import pending or
+    // refused): a resync brings every row back from the server instead.
+    const resync = refresh.length > WireLimits.maxRefreshKeys;
+    const cursor = resync ? null : await this.#ctx.store.cursor();
     const request = (from: string | null) => (token: string) =>
       this.#options.transport.pull(
-        { protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: from, ...(refresh.length ? { refresh } : {}) },
+        { protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: from, ...(refresh.length && !resync ? { refresh } : {}) },
         token,
         this.#abort.signal,
       );

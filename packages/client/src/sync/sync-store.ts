@@ -184,7 +184,8 @@ export class SyncStore {
     const tables = new Set<string>();
     const result = await this.#conn.transaction(
       async (tx) => {
-        await this.#checkRefreshed(tx, refreshed);
+        // A reset brings back every row, whatever was asked.
+        if (!response.reset) await this.#checkRefreshed(tx, refreshed);
         if (response.reset) {
           for (const t of [...this.#schema.syncedTables].reverse()) {
             await tx.run(`DELETE FROM ${q(t.name)}`);
@@ -197,7 +198,7 @@ export class SyncStore {
         await writeMeta(tx, MetaKey.Cursor, response.cursor);
         await writeMeta(tx, MetaKey.LastPullAt, String(this.#now()));
         await tx.run(`DELETE FROM ${META} WHERE key = ?`, [MetaKey.NeedsReset]);
-        if (refreshed.length > 0) await tx.run(`UPDATE ${REJECTED} SET needs_refresh = 0 WHERE needs_refresh = 1`);
+        if (refreshed.length > 0 || response.reset) await tx.run(`UPDATE ${REJECTED} SET needs_refresh = 0 WHERE needs_refresh = 1`);
         return { finalized, skipped };
       },
       async (tx, error) => {
