@@ -47,7 +47,7 @@ export interface World<S extends Schema> {
 }
 
 /** A server (real HTTP, real Postgres or PGlite) and devices with real SQLite files. */
-export async function createWorld<S extends Schema>(schema: S): Promise<World<S>> {
+export async function createWorld<S extends Schema>(schema: S, options: { maxBodyBytes?: number } = {}): Promise<World<S>> {
   const { sql, close: closeSql } = await openServerSql('e2e');
   const logs: string[] = [];
   const log: Logger = {
@@ -57,7 +57,7 @@ export async function createWorld<S extends Schema>(schema: S): Promise<World<S>
   };
   const sync = new SyncServer({ schema, sql, authenticate: createAuthenticator({ secret: SECRET }), log });
   await sync.setup();
-  const server = await startHttpServer(sync, { rateLimit: { perSecond: 10_000, burst: 10_000 } });
+  const server = await startHttpServer(sync, { rateLimit: { perSecond: 10_000, burst: 10_000 }, ...options });
   const dirs: string[] = [];
   const devices: Device<S>[] = [];
 

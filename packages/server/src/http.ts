@@ -96,7 +96,7 @@ export async function startHttpServer(sync: SyncServer, options: HttpServerOptio
       const identity = await sync.authenticate(req.headers.authorization);
       const wait = limiter.take(identity.userId);
       if (wait > 0) throw new ServerError('rate_limited', `too many requests; retry in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
-      const body = await readJson(req, maxBody);
+      const body = await readJson(req, maxBody, path === '/v1/push' ? 'push fewer mutations at once' : 'ask to refresh fewer rows, or pull with cursor null');
       if (path === '/v1/push') return send(res, 200, await sync.pushFor(identity, body));
       await pullTo(res, body, identity);
     } catch (error) {
@@ -194,14 +194,15 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Reads the body as JSON, at most `max` bytes. Over the limit it stops
+ * Reads the body as JSON, at most `max` bytes (over it, the error says what
+ * to do: `remedy`). Over the limit it stops
  * reading without destroying the socket, so the answer still reaches the
  * client (see `settleUnreadBody`).
  */
-async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+async function readJson(req: IncomingMessage, max: number, remedy: string): Promise<unknown> {
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   if (declared !== undefined && declared > max) {
-    throw new ServerError('body_too_large', `the body is ${declared} bytes; the limit is ${max}. Push fewer mutations at once`);
+    throw new ServerError('body_too_large', `the body is ${declared} bytes; the limit is ${max}: ${remedy}`);
   }
   const body = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -217,7 +218,7 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
       if (size > max) {
         done();
         req.pause();
-        reject(new ServerError('body_too_large', `the body is over the limit of ${max} bytes. Push fewer mutations at once`));
+        reject(new ServerError('body_too_large', `the body is over the limit of ${max} bytes: ${remedy}`));
         return;
       }
       chunks.push(chunk);

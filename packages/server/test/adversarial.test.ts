@@ -374,7 +374,7 @@ describe('bodies', () => {
     expectError(await push(ann, pushBody('d'.repeat(10_000), [])), 'invalid_request', /clientId/);
     expectError(await push(ann, pushBody('dev-ann', [{ id: 'm'.repeat(201), name: 'n', ops: [] }])), 'invalid_request', /mutations\[0\]\.id/);
     expectError(await push(ann, pushBody('dev-ann', [{ id: 'm', name: 'n'.repeat(100_000), ops: [] }])), 'invalid_request', /mutations\[0\]\.name/);
-    expectError(await push(ann, pushBody('dev-ann', [mutation('huge', [{ op: 'insert', table: 'projects', row: { id: 'x', owner_id: 'ann', title: 'x'.repeat(2 * MAX_BODY) } }])])), 'body_too_large', /Push fewer mutations/);
+    expectError(await push(ann, pushBody('dev-ann', [mutation('huge', [{ op: 'insert', table: 'projects', row: { id: 'x', owner_id: 'ann', title: 'x'.repeat(2 * MAX_BODY) } }])])), 'body_too_large', /push fewer mutations/);
     await expectNothingWritten(before);
     // Under the body limit but over one mutation's: refused alone, recorded, nothing applied (D5).
     const big = mutation('huge', [{ op: 'insert', table: 'projects', row: { id: 'x', owner_id: 'ann', title: 'x'.repeat(4 * MAX_MUTATION_BYTES) } }]);

@@ -105,7 +105,7 @@ describe('bodies', () => {
 
   it('answers a body over maxBodyBytes with 413 body_too_large, declared or not, and keeps serving', async () => {
     const ann = await bearer('ann');
-    const hint = new RegExp(`limit is ${MAX_BODY}\\. Push fewer mutations at once|limit of ${MAX_BODY} bytes\\. Push fewer mutations at once`);
+    const hint = new RegExp(`limit is ${MAX_BODY}: push fewer mutations at once|limit of ${MAX_BODY} bytes: push fewer mutations at once`);
     // With a Content-Length that says so: refused before reading.
     const declared = await call(http.url, '/v1/push', { authorization: ann, raw: JSON.stringify(pushBody('d', [mutation('big', [{ op: 'insert', table: 'projects', row: { id: 'p', owner_id: 'ann', title: 'x'.repeat(MAX_BODY) } }])])) });
     expectError(declared, 'body_too_large', hint);
@@ -117,6 +117,10 @@ describe('bodies', () => {
     const atLimit = await call(http.url, '/v1/push', { authorization: ann, raw: padded + ' '.repeat(MAX_BODY - Buffer.byteLength(padded)) });
     expect(atLimit.status).toBe(200);
     expect(await count('_dovetail_ledger')).toBe(0);
+    // A pull over the limit (too many refresh keys) is told what to do instead.
+    const keys = Array.from({ length: 2_000 }, (_, i) => ({ table: 'projects', id: `a-project-id-long-enough-${i}` }));
+    const pull = await call(http.url, '/v1/pull', { authorization: ann, json: { protocolVersion: 1, clientId: 'dev-ann', schemaVersion: 1, cursor: null, refresh: keys } });
+    expectError(pull, 'body_too_large', /ask to refresh fewer rows, or pull with cursor null/);
   });
 
   it('answers more mutations than the server takes with 413 too_many_mutations, naming the limit, and writes nothing', async () => {

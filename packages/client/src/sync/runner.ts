@@ -250,20 +250,24 @@ export class SyncRunner {
   }
 
   async #pull(refresh: readonly RefreshKey[]): Promise<PullResponse> {
-    // More rows to refresh than a pull may name (a large import pending or
-    // refused): a resync brings every row back from the server instead.
-    const resync = refresh.length > WireLimits.maxRefreshKeys;
-    const cursor = resync ? null : await this.#ctx.store.cursor();
-    const request = (from: string | null) => (token: string) =>
+    const request = (cursor: string | null, keys: readonly RefreshKey[]) => (token: string) =>
       this.#options.transport.pull(
-        { protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor: from, ...(refresh.length && !resync ? { refresh } : {}) },
+        { protocolVersion: PROTOCOL_VERSION, clientId: this.#ctx.clientId, schemaVersion: this.#ctx.schemaVersion, cursor, ...(keys.length ? { refresh: keys } : {}) },
         token,
         this.#abort.signal,
       );
+    /** From scratch: the `reset` answer brings every row back, so nothing needs naming. */
+    const resync = (): Promise<PullResponse> => this.#withToken(request(null, []));
+    // More rows to refresh than a pull may name (a large import pending or refused).
+    if (refresh.length > WireLimits.maxRefreshKeys) return resync();
+    const cursor = await this.#ctx.store.cursor();
     try {
-      return await this.#withToken(request(cursor));
+      return await this.#withToken(request(cursor, refresh));
     } catch (error) {
-      if (error instanceof TransportError && error.code === 'cursor_expired' && cursor !== null) return this.#withToken(request(null));
+      if (!(error instanceof TransportError)) throw error;
+      if (error.code === 'cursor_expired' && cursor !== null) return this.#withToken(request(null, refresh));
+      // The keys make the request larger than the server takes.
+      if (error.code === 'body_too_large' && refresh.length > 0) return resync();
       throw error;
     }
   }
