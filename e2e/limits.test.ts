@@ -33,3 +33,22 @@ it('a pull that names more rows than the body limit takes becomes a resync; noth
   expect((await world.rows('projects')).map((p) => p['id'])).toEqual(ids);
   expect(await device.db.foreignKeyCheck()).toEqual([]);
 });
+
+it('pushes go out in halves until they fit the body limit; a mutation too large to send alone is refused on the device, and the rest flow', { timeout: 60_000 }, async () => {
+  const device = await world.deviceFor('big');
+  await device.db.sync.syncNow();
+  const ids = Array.from({ length: 300 }, (_, i) => `big-${String(i).padStart(3, '0')}`);
+  for (const id of ids.slice(0, 150)) await device.db.mutate('note', (m) => m.insert('projects', { id, owner_id: 'big', title: 'x'.repeat(900), public: false }));
+  await device.db.mutate('huge', (m) => m.insert('projects', { id: 'big-huge', owner_id: 'big', title: 'x'.repeat(2 * LIMIT), public: false }));
+  for (const id of ids.slice(150)) await device.db.mutate('note', (m) => m.insert('projects', { id, owner_id: 'big', title: 'x'.repeat(900), public: false }));
+  // 100 of these mutations make a body of about 100 KB: over the limit.
+  const report = await device.db.sync.syncNow();
+  expect(report.pushed).toBe(300);
+  expect(await device.db.outboxDepth()).toBe(0);
+  const rejected = await device.db.rejected();
+  expect(rejected.map((r) => [r.name, r.reason])).toEqual([['huge', 'too_large']]);
+  expect(rejected[0]?.message).toMatch(/larger than the server accepts.*split it into smaller mutations/);
+  expect((await world.rows('projects')).map((p) => p['id']).filter((id) => String(id).startsWith('big-'))).toEqual(ids);
+  // The refused row is undone on the device; the others stay.
+  expect((await device.db.rows('projects')).map((p) => p.id)).toEqual(ids);
+});
