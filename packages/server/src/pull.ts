@@ -43,7 +43,13 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
   // was checked by decodeCursor (digits, colons and commas only).
   const at = lit(prev ?? '');
   const statements = [
-    prev === null ? 'SELECT 1' : `SELECT (value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot)) AS expired FROM _dovetail_meta WHERE key = 'pruned_xid'`,
+    // Expired: older than the retention. Ahead: from further along than this
+    // database has got (it was restored from a backup, or rebuilt from a
+    // dump, since the cursor was issued), where it would skip transactions.
+    prev === null
+      ? 'SELECT 1'
+      : `SELECT (SELECT value::xid8 >= pg_snapshot_xmin(${at}::pg_snapshot) FROM _dovetail_meta WHERE key = 'pruned_xid') AS expired,
+                pg_snapshot_xmax(${at}::pg_snapshot) > pg_snapshot_xmax(pg_current_snapshot()) AS ahead`,
     // The rows a pull must look at one by one: those with earlier values
     // (updates and deletes: possible deletes for this user, moved
     // subtrees) and membership rows; and, per table written, the ids of
@@ -54,6 +60,9 @@ export async function pull(deps: PullDeps, identity: Identity, clientId: string,
   return withPullSnapshot(deps, identity, clientId, statements, async (s, opened) => {
     if (opened.results[0]?.[0]?.['expired'] === true) {
       throw new ServerError('cursor_expired', 'this device has been away longer than the server keeps deletions; pull with cursor null to resync');
+    }
+    if (opened.results[0]?.[0]?.['ahead'] === true) {
+      throw new ServerError('cursor_expired', "the cursor is from further along than this server's database has got (restored from a backup since?); pull with cursor null to resync");
     }
     // Without refresh keys, what ends the snapshot may travel with the last reads.
     const found =

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Mutation, Op, RefreshKey } from '@dovetail/protocol';
 import { pruneChanges } from '@dovetail/server';
 import type { Change, PullResult, Sql, SyncServer } from '@dovetail/server';
-import { WRITTEN_IDS_CAP } from '../src/pull.js';
+import { decodeCursor, WRITTEN_IDS_CAP } from '../src/pull.js';
+import { encodeCursor } from '../src/pull-snapshot.js';
 import { bearer, openTestDatabase, syncServer, truncateAll, twoConnections } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
@@ -223,6 +225,36 @@ describe('no gaps, no resurrection (G7, G8)', () => {
     const fresh = await pullAs('ann');
     expect(fresh.reset).toBe(true);
     expect(ids(fresh.changes)).not.toContain('tasks:t1');
+  });
+
+  it('tells a device whose cursor is from further along than the database has got (restored from a backup since) to resync, rather than skip what comes next', async () => {
+    await pushAs('ann', P('pa', 'ann'));
+    const { cursor } = await pullAs('ann');
+    // The same device's cursor as the database issued it before a restore
+    // took the database back (here: a million transactions back).
+    const [xmin = '0', xmax = '0'] = decodeCursor(cursor).split(':');
+    const ahead = encodeCursor(`${BigInt(xmin) + 1_000_000n}:${BigInt(xmax) + 1_000_000n}:`);
+    await pushAs('ann', T('written-after-the-restore', 'pa'));
+    const error = await pullAs('ann', ahead).catch((e: unknown) => e as { code: string; message: string });
+    expect(error.code).toBe('cursor_expired');
+    expect(error.message).toMatch(/restored from a backup since\?\); pull with cursor null to resync/);
+    // A cursor the database has reached is read as always.
+    expect(ids((await pullAs('ann', cursor)).changes)).toContain('tasks:written-after-the-restore');
+  });
+
+  it("expires every cursor issued so far with the statement docs/operations.md gives for after a restore", async () => {
+    const page = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+    const statement = /### Restoring the database from a backup[\s\S]*?```sql\n([\s\S]*?)```/.exec(page)?.[1];
+    expect(statement).toBeDefined();
+    await pushAs('ann', P('pa', 'ann'));
+    const { cursor } = await pullAs('ann');
+    expect((await pullAs('ann', cursor)).reset).toBe(false);
+    await db.sql.query(statement ?? '');
+    const error = await pullAs('ann', cursor).catch((e: unknown) => e as { code: string });
+    expect(error).toMatchObject({ code: 'cursor_expired' });
+    const fresh = await pullAs('ann');
+    expect(ids(fresh.changes)).toContain('projects:pa');
+    expect((await pullAs('ann', fresh.cursor)).reset).toBe(false);
   });
 
   it('refuses a cursor it did not issue', async () => {
