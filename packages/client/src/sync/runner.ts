@@ -265,7 +265,7 @@ export class SyncRunner {
       return await this.#withToken(request(cursor, refresh));
     } catch (error) {
       if (!(error instanceof TransportError)) throw error;
-      if (error.code === 'cursor_expired' && cursor !== null) return this.#withToken(request(null, refresh));
+      if (error.code === 'cursor_expired' && cursor !== null) return resync();
       // The keys make the request larger than the server takes.
       if (error.code === 'body_too_large' && refresh.length > 0) return resync();
       throw error;
