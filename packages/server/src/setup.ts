@@ -53,6 +53,33 @@ export async function currentSchema(sql: SqlQueryable): Promise<string> {
 }
 
 /**
+ * The capture function (`name`) for tables whose primary key is
+ * `primaryKey`: records one changed row (a key change as the old id gone
+ * and the new one written, each with the old values); signals the commit
+ * unless the writer is the engine's push (QUIET_SETTING), which signals
+ * once for many commits. Postgres delivers identical notifications of a
+ * transaction once. One definition for every key column, so the tables
+ * keyed by `id` (which share `_dovetail_capture`) and the others cannot
+ * drift apart.
+ */
+function captureFunctionSql(name: string, primaryKey: string): string {
+  const key = (row: 'OLD' | 'NEW'): string => `${row}.${q(primaryKey)}::text`;
+  return `CREATE OR REPLACE FUNCTION ${q(name)}() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     IF TG_OP = 'DELETE' THEN
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, ${key('OLD')}, to_jsonb(OLD), ${WRITER_SQL});
+     ELSE
+       IF TG_OP = 'UPDATE' AND ${key('OLD')} IS DISTINCT FROM ${key('NEW')} THEN
+         INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, ${key('OLD')}, to_jsonb(OLD), ${WRITER_SQL});
+       END IF;
+       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, ${key('NEW')}, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END, ${WRITER_SQL});
+     END IF;
+     ${SIGNAL_SQL}
+     RETURN NULL;
+   END $$`;
+}
+
+/**
  * The engine's own tables on the server:
  * - `_dovetail_changes`: one entry per written row, by the capture triggers,
  *   with the writing transaction's id (`xid8`), so pulls follow commit
@@ -123,22 +150,7 @@ const ENGINE_DDL = [
      row_id text NOT NULL,
      PRIMARY KEY (client_id, tbl, row_id)
    )`,
-  // Records one changed row; signals the commit unless the writer is the
-  // engine's push (QUIET_SETTING), which signals once for many commits.
-  // Postgres delivers identical notifications of a transaction once.
-  `CREATE OR REPLACE FUNCTION _dovetail_capture() RETURNS trigger LANGUAGE plpgsql AS $$
-   BEGIN
-     IF TG_OP = 'DELETE' THEN
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD), ${WRITER_SQL});
-     ELSE
-       IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
-         INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.id::text, to_jsonb(OLD), ${WRITER_SQL});
-       END IF;
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, NEW.id::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END, ${WRITER_SQL});
-     END IF;
-     ${SIGNAL_SQL}
-     RETURN NULL;
-   END $$`,
+  captureFunctionSql('_dovetail_capture', 'id'),
   // Older versions announced each row through this function.
   `DROP FUNCTION IF EXISTS _dovetail_announce(text, text, text, text)`,
 ];
@@ -162,18 +174,7 @@ export function engineDdl(): string[] {
 export function captureDdl(table: string, primaryKey: string): string[] {
   const fn = primaryKey === 'id' ? '_dovetail_capture' : `_dovetail_capture_${table}`;
   const ddl: string[] = [];
-  if (primaryKey !== 'id') {
-    ddl.push(`CREATE OR REPLACE FUNCTION ${q(fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
-   BEGIN
-     IF TG_OP = 'DELETE' THEN
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, OLD.${q(primaryKey)}::text, to_jsonb(OLD), ${WRITER_SQL});
-     ELSE
-       INSERT INTO _dovetail_changes (tbl, row_id, old_row, client_id) VALUES (TG_TABLE_NAME, NEW.${q(primaryKey)}::text, CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END, ${WRITER_SQL});
-     END IF;
-     ${SIGNAL_SQL}
-     RETURN NULL;
-   END $$`);
-  }
+  if (primaryKey !== 'id') ddl.push(captureFunctionSql(fn, primaryKey));
   ddl.push(
     `DROP TRIGGER IF EXISTS _dovetail_capture ON ${q(table)}`,
     `CREATE TRIGGER _dovetail_capture AFTER INSERT OR UPDATE OR DELETE ON ${q(table)} FOR EACH ROW EXECUTE FUNCTION ${q(fn)}()`,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { audienceOf, emptyAnnounced, noteChange } from '../src/audience.js';
 import type { Announced } from '../src/audience.js';
 import { ChangeFeed, FEED_ROWS } from '../src/change-feed.js';
+import { captureDdl } from '../src/setup.js';
 import { openTestDatabase, signalsDuring, syncServer, truncateAll, twoConnections } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
@@ -83,6 +84,13 @@ describe('what the feed reads', () => {
       `DELETE FROM tasks WHERE id = 't2'`,
     );
     expect(plain(read)).toEqual({ current: { tasks: ['t1', 't2'] }, previous: { tasks: ['t1', 't2'] }, whole: [] });
+  });
+
+  it('the same for a table keyed by another column than id: a key change as both ids', async () => {
+    await db.sql.query('CREATE TABLE IF NOT EXISTS tags (code text PRIMARY KEY, label text)');
+    for (const statement of captureDdl('tags', 'code')) await db.sql.query(statement);
+    const read = await fedBy(`INSERT INTO tags (code, label) VALUES ('a', 'A')`, `UPDATE tags SET code = 'b' WHERE code = 'a'`, `DELETE FROM tags WHERE code = 'b'`);
+    expect(plain(read)).toEqual({ current: { tags: ['a', 'b'] }, previous: { tags: ['a', 'b'] }, whole: [] });
   });
 
   it('reads each commit once: a second read finds nothing new', async () => {
