@@ -17,11 +17,9 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => world.close());
 
-const device = (...args: Parameters<RunnerWorld['device']>): ReturnType<RunnerWorld['device']> => world.device(...args);
-
 describe('when a device syncs', () => {
   it('on bind, then on the interval', async () => {
-    const d = await device();
+    const d = await world.device();
     expect(d.time.pending()).toEqual([0]);
     await d.advance(0);
     expect(d.pulls()).toBe(1);
@@ -33,7 +31,7 @@ describe('when a device syncs', () => {
   });
 
   it('shortly after a local write, never inside mutate(); writes within the delay share one sync', async () => {
-    const d = await device({ writeDelayMs: 200 });
+    const d = await world.device({ writeDelayMs: 200 });
     await d.advance(0);
     const before = d.board.calls.length;
     await d.write();
@@ -47,7 +45,7 @@ describe('when a device syncs', () => {
   });
 
   it('at once on a poke and when the poke channel reopens', async () => {
-    const d = await device();
+    const d = await world.device();
     await d.advance(0);
     expect(d.board.poke()).toBe(true);
     await d.advance(0);
@@ -58,7 +56,7 @@ describe('when a device syncs', () => {
   });
 
   it('after failures, with a backoff that doubles (with jitter) and starts over after a success', async () => {
-    const d = await device();
+    const d = await world.device();
     d.board.failures.push(networkDown(), unavailable(), networkDown());
     const retries: (number | undefined)[] = [];
     d.db.sync.events.on('error', (e) => retries.push(e.retryInMs));
@@ -78,7 +76,7 @@ describe('when a device syncs', () => {
   });
 
   it('not at the pace of local writes while the server is failing: writes wait for the retry time', async () => {
-    const d = await device();
+    const d = await world.device();
     await d.advance(0);
     d.board.failures.push(unavailable(), unavailable());
     await d.write();
@@ -97,7 +95,7 @@ describe('when a device syncs', () => {
   });
 
   it("not before the server's Retry-After, even when poked; after a network error a poke ends the wait", async () => {
-    const d = await device();
+    const d = await world.device();
     await d.advance(0);
     d.board.failures.push(rateLimited(5_000));
     d.board.poke();
@@ -123,7 +121,7 @@ describe('when a device syncs', () => {
 
   it('after its backoff even if the device clock is set back or forward meanwhile', async () => {
     for (const jump of [-3_600_000, 3_600_000]) {
-      const d = await device();
+      const d = await world.device();
       await d.advance(0);
       d.board.failures.push(rateLimited(5_000));
       await d.write();
@@ -143,7 +141,7 @@ describe('when a device syncs', () => {
   });
 
   it('one sync at a time: what arrives during one is served by one more sync after it', async () => {
-    const d = await device();
+    const d = await world.device();
     await d.advance(0);
     let synced = 0;
     d.db.sync.events.on('synced', () => synced++);
@@ -170,7 +168,7 @@ describe('when a device syncs', () => {
   });
 
   it('never after sign-out: no timer, no poke channel, no request', async () => {
-    const d = await device();
+    const d = await world.device();
     await d.advance(0);
     await d.write();
     await d.client.signOut();

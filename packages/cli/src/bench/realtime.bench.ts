@@ -31,9 +31,10 @@
  * and counts the pulls the devices make, to show where the time goes.
  */
 import type Sqlite from 'better-sqlite3';
+import { systemTimers } from '@dovetail/client';
 import type { Benchmark, BenchContext, Measurement } from './harness.js';
 import { median, percentile } from './harness.js';
-import { createBenchWorld, networkFailures, newProbe, openRawSqlite, realTimers, sqliteInsert, syncSchema, until } from './world.js';
+import { createBenchWorld, networkFailures, newProbe, openRawSqlite, sqliteInsert, syncSchema, until } from './world.js';
 import type { BenchDevice, BenchWorld, TransportProbe } from './world.js';
 
 const PAIRS = 20;
@@ -248,7 +249,7 @@ export const realtime: Benchmark = {
       };
       ctx.log(`binding ${DEVICES} devices (pokes on, real timers): ${PAIRS} writer/reader pairs and ${IDLE} idle devices`);
       const pairs: Pair[] = [];
-      const options = { pokes: true, timers: realTimers, probe };
+      const options = { pokes: true, timers: systemTimers, probe };
       for (let p = 0; p < PAIRS; p++) {
         const writer = await world.device(`rt-writer-${p}`, userOf(p), options);
         const reader = await world.device(`rt-reader-${p}`, userOf(p), options);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { createClient, httpTransport, systemTimers, TransportError } from '@dovetail/client';
+import { createClient, httpTransport, TransportError } from '@dovetail/client';
 import type { Database, DovetailClient, SyncOptions, SyncReport, SyncTransport, Timers, WebSocketLike } from '@dovetail/client';
 import { nodeDriver } from '@dovetail/client/node';
 import { defineSchema, integer, quoteIdent as q, table, text } from '@dovetail/schema';
@@ -74,8 +74,6 @@ export async function tokenFor(sub: string): Promise<string> {
 /** Timers that never fire: the benchmark calls `syncNow()` itself. */
 export const manualTimers: Timers = { setTimeout: () => undefined, clearTimeout: () => undefined };
 
-/** The real clock, for devices that sync on their own (write delay, pokes, interval): the runner's default. */
-export const realTimers: Timers = systemTimers;
 
 // --------------------------------------------------------------- transport
 

@@ -154,8 +154,7 @@ export function httpTransport(options: HttpTransportOptions): SyncTransport {
                 if ('type' in msg && msg.type === 'welcome') {
                   failures = 0;
                   handlers.onOpen();
-                }
-                else if ('type' in msg && msg.type === 'poke') handlers.onPoke();
+                } else if ('type' in msg && msg.type === 'poke') handlers.onPoke();
               } catch {
                 // Ignore what we do not understand; pulls stay correct without pokes.
               }
