@@ -2,8 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parsePullResponse, parsePushResponse } from '@dovetail/protocol';
 import type { Op } from '@dovetail/protocol';
 import { createAuthenticator, jsonLogger, startHttpServer, SyncServer } from '@dovetail/server';
-import type { Authenticator, RunningServer, Sql } from '@dovetail/server';
-import { bearer, memoryLogger, openTestDatabase, SECRET, syncServer, truncateAll } from './support/harness.js';
+import type { Authenticator, RunningServer } from '@dovetail/server';
+import { bearer, memoryLogger, openTestDatabase, SECRET, syncServer, truncateAll, wrapSessions } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { call, chunkedBody, expectError, mutation, pullBody, pushBody, within } from './support/http-client.js';
 import { serverSchema } from './support/schema.js';
@@ -263,20 +263,13 @@ describe('graceful close', () => {
     let release: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
     // The pull's first script waits until the client has gone.
-    const held: Sql = {
-      ...db.sql,
-      session: (fn) =>
-        db.sql.session((s) =>
-          fn({
-            ...s,
-            script: async (text) => {
-              arrived();
-              await released;
-              return s.script(text);
-            },
-          }),
-        ),
-    };
+    const held = wrapSessions(db.sql, (s) => ({
+      script: async (text) => {
+        arrived();
+        await released;
+        return s.script(text);
+      },
+    }));
     const server = await startHttpServer(new SyncServer({ schema: serverSchema, sql: held, authenticate: createAuthenticator({ secret: SECRET }) }), { port: 0 });
     const abort = new AbortController();
     const reply = fetch(`${server.url}/v1/pull`, { method: 'POST', headers: { authorization: await bearer('ann'), 'content-type': 'application/json' }, body: JSON.stringify(pullBody('dev-ann')), signal: abort.signal });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { parsePullResponse, parsePushResponse } from '@dovetail/protocol';
 import { createAuthenticator, startHttpServer, SyncServer } from '@dovetail/server';
 import type { Authenticator, Identity, RunningServer, Sql } from '@dovetail/server';
-import { bearer, memoryLogger, openTestDatabase, SECRET, signalsDuring, syncServer, tokenFor, truncateAll } from './support/harness.js';
+import { bearer, memoryLogger, openTestDatabase, SECRET, signalsDuring, syncServer, tokenFor, truncateAll, wrapSessions } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { call, mutation, PokeClient, pullBody, pushBody, within } from './support/http-client.js';
 import { serverSchema } from './support/schema.js';
@@ -227,7 +227,7 @@ type Rows = Record<string, unknown>[][];
 
 /** The test database, with every script of a session passed through `rewrite`, which runs it (changed or not) with `run`. */
 function rewritingScripts(rewrite: (text: string, run: (text: string) => Promise<Rows>) => Promise<Rows>): Sql {
-  return { ...db.sql, session: (fn) => db.sql.session((s) => fn({ ...s, script: (text) => rewrite(text, (t) => s.script(t)) })) };
+  return wrapSessions(db.sql, (s) => ({ script: (text) => rewrite(text, (t) => s.script(t)) }));
 }
 
 describe('what is announced', () => {

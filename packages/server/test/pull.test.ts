@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Mutation, Op, RefreshKey } from '@dovetail/protocol';
 import { pruneChanges } from '@dovetail/server';
-import type { Change, PullResult, Sql, SyncServer } from '@dovetail/server';
+import type { Change, PullResult, SyncServer } from '@dovetail/server';
 import { decodeCursor, WRITTEN_IDS_CAP } from '../src/pull.js';
 import { encodeCursor } from '../src/pull-snapshot.js';
-import { bearer, openTestDatabase, syncServer, truncateAll, twoConnections } from './support/harness.js';
+import { bearer, openTestDatabase, syncServer, truncateAll, twoConnections, wrapSessions } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
 
@@ -296,7 +296,18 @@ describe('refresh keys: the server version of rows a device changed locally', ()
       return;
     }
     let between: (() => Promise<void>) | undefined;
-    const spied = await syncServer(serverSchema, interleaving(db.sql, () => between?.() ?? Promise.resolve()));
+    const spied = await syncServer(serverSchema, wrapSessions(db.sql, (s) => ({
+        async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
+          const rows = await s.query<R>(text, params);
+          await between?.();
+          return rows;
+        },
+        async script(text: string) {
+          const results = await s.script(text);
+          await between?.();
+          return results;
+        },
+      })));
     try {
       await pushAs('ann', P('pa', 'ann'), T('t1', 'pa'));
       const { cursor } = await pullAs('ann');
@@ -317,30 +328,3 @@ describe('refresh keys: the server version of rows a device changed locally', ()
     }
   });
 });
-
-/** `sql`, with `after` run after each statement or script a session sends (the test's way in between the statements of one request). */
-function interleaving(sql: Sql, after: () => Promise<void>): Sql {
-  return {
-    kind: sql.kind,
-    query: (text, params) => sql.query(text, params),
-    transaction: (fn, options) => sql.transaction(fn, options),
-    listen: (channel, onNotify) => sql.listen(channel, onNotify),
-    close: () => sql.close(),
-    session: (fn) =>
-      sql.session((s) =>
-        fn({
-          prepared: s.prepared,
-          async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-            const rows = await s.query<R>(text, params);
-            await after();
-            return rows;
-          },
-          async script(text: string) {
-            const results = await s.script(text);
-            await after();
-            return results;
-          },
-        }),
-      ),
-  };
-}

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Schema } from '@dovetail/schema';
 import { changesChannel, createAuthenticator, currentSchema, embeddedSql, ENGINE_TABLES, postgresSql, SyncServer } from '@dovetail/server';
 import type { Logger, Sql, SyncServerOptions } from '@dovetail/server';
+import type { SqlSession } from '../../src/sql.js';
 import { within } from './http-client.js';
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -132,4 +133,20 @@ export async function syncServer(schema: Schema, sql: Sql, options: Partial<Sync
 export async function truncateAll(sql: Sql, schema: Schema): Promise<void> {
   const tables = [...schema.tables.map((t) => `"${t.name}"`), ...ENGINE_TABLES];
   await sql.query(`TRUNCATE ${tables.join(', ')}`);
+}
+
+/**
+ * `sql`, with what `wrap` gives in place of each session's `query` or
+ * `script`: the tests' way in between the statements of one request (to
+ * hold it, rewrite it, or commit something from elsewhere meanwhile).
+ */
+export function wrapSessions(sql: Sql, wrap: (s: SqlSession) => Partial<Pick<SqlSession, 'query' | 'script'>>): Sql {
+  return {
+    kind: sql.kind,
+    query: (text, params) => sql.query(text, params),
+    transaction: (fn, options) => sql.transaction(fn, options),
+    listen: (channel, onNotify) => sql.listen(channel, onNotify),
+    close: () => sql.close(),
+    session: (fn) => sql.session((s) => fn({ prepared: s.prepared, query: (text, params) => s.query(text, params), script: (text) => s.script(text), ...wrap(s) })),
+  };
 }
