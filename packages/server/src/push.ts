@@ -201,33 +201,39 @@ async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identit
 }
 
 /**
- * One mutation, one transaction, in as few round trips as the work allows:
- * the transaction's start, the client's lock, a savepoint and the ledger
- * lookup go as one script (after what ends the previous mutation's
+ * One mutation, one transaction, in as few round trips and statements as
+ * the work allows: the transaction's start, the opening statement
+ * (OPEN_MUTATION: the client's lock, the ledger row, the predecessor) and
+ * a savepoint go as one script (after what ends the previous mutation's
  * transaction), with the mutation's statements too when it only inserts
- * (insert-script.ts); otherwise its statements follow; then the ledger row
- * and COMMIT go with the next script. (A round trip costs more than the
- * statements it carries.)
+ * (insert-script.ts); otherwise its statements follow; then COMMIT goes
+ * with the next script. (A round trip costs more than the statements it
+ * carries, and a statement more than the work most of them do.)
+ *
+ * The ledger row is written first, as applied, and corrected if the
+ * mutation is refused: what the savepoint rolls back leaves it in place.
  */
 async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: readonly Step[]): Promise<Outcome> {
   const content = mutationContent(m);
   const digest = digestOf(content);
   const size = Buffer.byteLength(content);
   const client = lit(clientId);
-  // One mutation of a client at a time, across requests and server
-  // instances: the client's row is locked before the ledger is read (each
-  // statement of a script sees what committed before it started).
-  const open: Step[] = ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), 'SAVEPOINT mutation'];
-  const ledgerRead = call(LEDGER_READ, [client, lit(m.id), lit(m.prev ?? m.id)]);
+  const applied: MutationResult = { id: m.id, status: 'applied' };
+  const open: Step[] = [
+    'BEGIN ISOLATION LEVEL READ COMMITTED',
+    call(OPEN_MUTATION, [client, lit(m.id), lit(m.prev ?? m.id), lit(identity.userId), lit(digest), lit(JSON.stringify(applied))]),
+    'SAVEPOINT mutation',
+  ];
   const tooLarge = m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes;
   // Inserts only (nearly every mutation): its statements travel with the opening script.
   const fast = tooLarge ? undefined : insertScript(deps.schema, identity.userId, m);
-  let known: (LedgerRow & { mutation_id: string })[] = [];
+  let opening: Opening | undefined;
   let prefetched: Prefetched | undefined;
   let failed: Error | undefined;
-  let opened: Record<string, unknown>[][] | undefined;
   try {
-    opened = await runScript(s, [...carry, ...open, ledgerRead, ...(fast?.statements ?? [])]);
+    const opened = await runScript(s, [...carry, ...open, ...(fast?.statements ?? [])]);
+    opening = openingOf(opened[carry.length + 1]);
+    if (fast) prefetched = fast.read(opened.slice(opened.length - fast.statements.length));
   } catch (error) {
     // Where did the script stop? If the savepoint exists, in the
     // mutation's own statements: what came before (the previous
@@ -239,26 +245,25 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
       throw error;
     }
     if (RETRYABLE.has(sqlStateOf(error) ?? '')) throw error;
-    // The ledger's answer went with the error: ask again.
-    known = ((await runScript(s, [ledgerRead]))[0] ?? []) as unknown as typeof known;
+    // The opening's answer went with the error: ask again (the savepoint kept what it did).
+    opening = openingOf((await runScript(s, [call(REOPEN_MUTATION, [client, lit(m.id), lit(m.prev ?? m.id)])]))[0]);
     failed = error as Error;
   }
-  if (opened) {
-    if (opened[carry.length + 1]?.length !== 1) {
-      // Registered by admit(), so only gone if something else deleted it:
-      // nothing of this mutation may commit (what the script carried did).
-      await s.script('ROLLBACK');
-      throw new ServerError('internal', `the server has no record of client '${clientId}' (its _dovetail_clients row is gone); push again, and the client is registered anew`);
-    }
-    const extra = fast?.statements.length ?? 0;
-    known = (opened.at(-1 - extra) ?? []) as unknown as typeof known;
-    prefetched = fast?.read(opened.slice(opened.length - extra));
+  if (!opening.claimed) {
+    // Registered by admit(), so only gone if something else deleted it:
+    // nothing of this mutation may commit (what the script carried did).
+    await s.script('ROLLBACK');
+    throw new ServerError('internal', `the server has no record of client '${clientId}' (its _dovetail_clients row is gone); push again, and the client is registered anew`);
   }
-  const previous = known.find((k) => k.mutation_id === m.id);
-  if (previous || (m.prev && !known.some((k) => k.mutation_id === m.prev))) {
-    // A replay gets its first answer; a mutation whose predecessor is not here yet waits.
-    return { result: previous ? replay(previous, digest, m.id) : undefined, end: ['ROLLBACK'] };
+  if (!opening.fresh) {
+    // A replay gets its first answer (the ledger row is another transaction's).
+    const [, found] = await runScript(s, ['ROLLBACK', call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
+    const previous = (found ?? [])[0] as LedgerRow | undefined;
+    if (!previous) throw new ServerError('internal', `mutation '${m.id}' of client '${clientId}' was in the ledger and is gone from it; push again`);
+    return { result: replay(previous, digest, m.id), end: [] };
   }
+  // A mutation whose predecessor is not here yet waits.
+  if (!opening.prevHere) return { result: undefined, end: ['ROLLBACK'] };
   let refusal: Refusal | undefined;
   if (tooLarge) {
     refusal = new Refusal('too_large', `mutation '${m.name}' has ${m.ops.length} ops and ${size} bytes; the limits are ${deps.limits.maxOpsPerMutation} ops and ${deps.limits.maxMutationBytes} bytes. Split it into smaller mutations`);
@@ -273,16 +278,25 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
       if (sqlStateOf(error) === '23503') deps.log.warn('Postgres raised a foreign key violation the checks did not foresee', { sqlstate: '23503', clientId, mutationId: m.id, name: m.name });
     }
   }
-  if (!refusal) {
-    const applied: MutationResult = { id: m.id, status: 'applied' };
-    return { result: applied, end: [ledgerInsert(clientId, identity.userId, m.id, digest, applied), 'COMMIT'], applied: true };
-  }
-  const { result, record } = refusalOf(deps, identity, clientId, m, digest, refusal);
-  return { result, end: ['ROLLBACK TO SAVEPOINT mutation', ...record, 'COMMIT'] };
+  if (!refusal) return { result: applied, end: ['COMMIT'], applied: true };
+  const { result, record } = refusalOf(deps, identity, clientId, m, refusal);
+  return { result, end: ['ROLLBACK TO SAVEPOINT mutation', call(LEDGER_REFUSED, [client, lit(m.id), lit(JSON.stringify(result))]), ...record, 'COMMIT'] };
 }
 
-/** A refused mutation's answer, and the statements that record it: its ledger row, and the rows it would have created (for `parent_rejected`). */
-function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Mutation, digest: string, refusal: Refusal): { result: MutationResult; record: Step[] } {
+/** What OPEN_MUTATION found: the client's row (`claimed`), a new ledger row (`fresh`: not a replay), the predecessor. */
+interface Opening {
+  readonly claimed: boolean;
+  readonly fresh: boolean;
+  readonly prevHere: boolean;
+}
+
+function openingOf(rows: readonly Record<string, unknown>[] | undefined): Opening {
+  const row = rows?.[0] ?? {};
+  return { claimed: row['claimed'] === true, fresh: row['fresh'] === true, prevHere: row['prev_here'] === true };
+}
+
+/** A refused mutation's answer, and the statements that record the rows it would have created (for `parent_rejected`); its ledger row is the caller's. */
+function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Mutation, refusal: Refusal): { result: MutationResult; record: Step[] } {
   const result: MutationResult = {
     id: m.id,
     status: 'rejected',
@@ -300,7 +314,7 @@ function refusalOf(deps: PushDeps, identity: Identity, clientId: string, m: Muta
   }
   const refused = [...byTable].map(([table, ids]) => call(RECORD_REFUSED, [client, lit(table), lit(JSON.stringify(ids))]));
   deps.log.info('mutation refused', { clientId, mutationId: m.id, name: m.name, reason: refusal.reason, userId: identity.userId });
-  return { result, record: [ledgerInsert(clientId, identity.userId, m.id, digest, result), ...refused] };
+  return { result, record: refused };
 }
 
 /**
@@ -319,8 +333,9 @@ async function endFailed(deps: PushDeps, s: SqlSession, identity: Identity, clie
   const [done] = await runScript(s, [call(LEDGER_READ, [client, lit(m.id), lit(m.id)])]);
   if ((done ?? []).length > 0) return 'committed';
   if (!refusal) throw error;
-  const { result, record } = refusalOf(deps, identity, clientId, m, digestOf(mutationContent(m)), refusal);
-  await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), ...record, 'COMMIT']);
+  const { result, record } = refusalOf(deps, identity, clientId, m, refusal);
+  const ledgerRow = ledgerInsert(clientId, identity.userId, m.id, digestOf(mutationContent(m)), result);
+  await runScript(s, ['BEGIN ISOLATION LEVEL READ COMMITTED', call(CLAIM_CLIENT, [client, lit(m.id)]), ledgerRow, ...record, 'COMMIT']);
   return result;
 }
 
@@ -346,14 +361,55 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
 }
 
 /**
- * Opens a mutation's transaction: locks the client's row (`$1`) until
- * COMMIT, so one client's mutations go one at a time across requests and
- * server instances, counts it, and names it (`$2`) as the client's last,
- * which holds if the transaction commits (applied or refused; a replay
- * rolls back). It also makes the transaction quiet: its writes do not
- * signal the poke service commit by commit (see QUIET_SETTING), and
- * names the client as the writer of its changes (CLIENT_SETTING). One row
- * comes back, unless the client's row is missing.
+ * Opens a mutation's transaction, in one statement:
+ * - locks the client's row (`$1`) until COMMIT, so one client's mutations
+ *   go one at a time across requests and server instances, counts it, and
+ *   names it (`$2`) as the client's last, which holds if the transaction
+ *   commits (applied or refused; a replay rolls back);
+ * - makes the transaction quiet: its writes do not signal the poke service
+ *   commit by commit (see QUIET_SETTING), and names the client as the
+ *   writer of its changes (CLIENT_SETTING);
+ * - writes the mutation's ledger row (user `$4`, digest `$5`, result `$6`,
+ *   numbered by the client's count), unless the ledger has the mutation
+ *   already: `fresh` says which. The conflict is judged against every
+ *   committed row, so a replay is seen even when another request recorded
+ *   it while this one waited for the lock;
+ * - says whether the predecessor `$3` (the mutation itself when it has
+ *   none) is in the ledger. That is read in the statement's snapshot, from
+ *   before any wait for the lock, so a predecessor committed meanwhile by
+ *   another request of the same device is missed: the push then stops
+ *   there, and the device sends the rest again.
+ *
+ * `claimed` is false if the client's row is missing (then nothing is written).
+ * Two lookups of the whole ledger key, never one by `client_id` alone: see LEDGER_READ.
+ */
+const OPEN_MUTATION = `WITH claim AS (
+    UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1
+    RETURNING seq, set_config('${QUIET_SETTING}', 'on', true) AS quiet, set_config('${CLIENT_SETTING}', $1, true) AS client),
+  entry AS (
+    INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
+    SELECT $1, $2, $4, claim.seq, $5, $6::jsonb FROM claim
+    ON CONFLICT (client_id, mutation_id) DO NOTHING RETURNING 1)
+  SELECT EXISTS (SELECT 1 FROM claim) AS claimed, EXISTS (SELECT 1 FROM entry) AS fresh,
+    ($3 = $2 OR EXISTS (SELECT 1 FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $3)) AS prev_here`;
+
+/**
+ * OPEN_MUTATION's answer again, for the same client (`$1`), mutation (`$2`)
+ * and predecessor (`$3`), after a failure in the mutation's statements
+ * rolled back to its savepoint: the ledger row is this transaction's own
+ * if the opening wrote it.
+ */
+const REOPEN_MUTATION = `SELECT l.mutation_id IS NOT NULL AS claimed, coalesce(l.xid = pg_current_xact_id(), false) AS fresh,
+    ($3 = $2 OR EXISTS (SELECT 1 FROM _dovetail_ledger p WHERE p.client_id = $1 AND p.mutation_id = $3)) AS prev_here
+  FROM (SELECT 1) AS one LEFT JOIN _dovetail_ledger l ON l.client_id = $1 AND l.mutation_id = $2`;
+
+/** A refused mutation's answer (`$3`) in place of the one OPEN_MUTATION wrote for mutation `$2` of client `$1`. */
+const LEDGER_REFUSED = `UPDATE _dovetail_ledger SET result = $3::jsonb WHERE client_id = $1 AND mutation_id = $2`;
+
+/**
+ * Locks and counts, as OPEN_MUTATION does, for the transaction that
+ * records a mutation refused at COMMIT (see endFailed), whose ledger row
+ * LEDGER_INSERT writes.
  */
 const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1
   RETURNING set_config('${QUIET_SETTING}', 'on', true) AS quiet, set_config('${CLIENT_SETTING}', $1, true) AS client`;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Mutation, Op } from '@dovetail/protocol';
 import type { MutationResult } from '@dovetail/server';
 import { LEDGER_READ } from '../src/push.js';
-import { bearer, openTestDatabase, syncServer, truncateAll } from './support/harness.js';
+import { bearer, openTestDatabase, syncServer, truncateAll, wrapSessions } from './support/harness.js';
 import type { TestDatabase } from './support/harness.js';
 import { serverSchema } from './support/schema.js';
 
@@ -83,6 +83,97 @@ describe('exactly once (G4)', () => {
     const all = await Promise.all(Array.from({ length: 6 }, () => pushAs('ann', [mut])));
     expect(all.flat().every((r) => r.status === 'applied')).toBe(true);
     expect(await count('projects')).toBe(1);
+  });
+});
+
+describe('a copy that arrives while the first is still in its transaction (G4; two connections)', () => {
+  /**
+   * A server whose push stops before sending the COMMIT of its first
+   * mutation, until `release()`; `held` resolves once it has stopped there.
+   */
+  async function holdingServer() {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const held = new Promise<void>((resolve) => (reached = resolve));
+    let armed = true;
+    const sql = wrapSessions(db.sql, (s) => ({
+      script: async (text) => {
+        if (armed && text.startsWith('COMMIT')) {
+          armed = false;
+          reached();
+          await gate;
+        }
+        return s.script(text);
+      },
+    }));
+    return { server: await syncServer(serverSchema, sql), held, release };
+  }
+
+  /** Resolves once some connection waits for a lock (the second copy, for the device's row). */
+  async function someoneWaits(): Promise<void> {
+    for (let i = 0; i < 500; i++) {
+      const rows = await db.sql.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`);
+      if (rows.length > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error('the second push never waited for the first one');
+  }
+
+  /** Pushes `first` through a server held before its COMMIT, then `second` (same device) while it waits; returns both answers. */
+  async function overlap(first: Mutation, second: (Mutation & { prev?: string | null })[]): Promise<[MutationResult[], MutationResult[]]> {
+    const holding = await holdingServer();
+    const body = (mutations: Mutation[]) => ({ protocolVersion: 1 as const, clientId: 'device-ann', schemaVersion: 1, mutations });
+    const a = holding.server.push(await bearer('ann'), body([first]));
+    await holding.held;
+    const b = server.push(await bearer('ann'), body(second));
+    await someoneWaits();
+    holding.release();
+    return [(await a).results, (await b).results];
+  }
+
+  it('a replay waits for the first copy and gets its answer; the mutation is applied once', async (ctx) => {
+    if (db.kind !== 'postgres') {
+      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
+      ctx.skip();
+    }
+    await pushAs('ann', [m('p', [P('p0')])]); // the device is registered
+    const mut = m('createProject', [P('p1')]);
+    const [first, second] = await overlap(mut, [mut]);
+    expect(first).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(second).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(await count('projects')).toBe(2);
+    expect(await count('_dovetail_ledger')).toBe(2);
+  });
+
+  it('the same id with other content, while the first copy is in its transaction, is a conflict and writes nothing', async (ctx) => {
+    if (db.kind !== 'postgres') {
+      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
+      ctx.skip();
+    }
+    await pushAs('ann', [m('p', [P('p0')])]);
+    const mut = m('createProject', [P('p1')]);
+    const [first, second] = await overlap(mut, [{ ...mut, ops: [P('p2')] }]);
+    expect(first).toEqual([{ id: mut.id, status: 'applied' }]);
+    expect(second).toMatchObject([{ id: mut.id, status: 'rejected', reason: 'conflict' }]);
+    expect((await db.sql.query<{ id: string }>('SELECT id FROM projects ORDER BY id')).map((r) => r.id)).toEqual(['p0', 'p1']);
+  });
+
+  it('a mutation whose predecessor commits while it waits stops the push there; pushed again, it is applied', async (ctx) => {
+    if (db.kind !== 'postgres') {
+      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
+      ctx.skip();
+    }
+    await pushAs('ann', [m('p', [P('p0')])]);
+    const parent = m('createProject', [P('p1')]);
+    const child = m('createTask', [T('t1', 'p1')], parent.id);
+    const [first, second] = await overlap(parent, [child]);
+    expect(first).toEqual([{ id: parent.id, status: 'applied' }]);
+    // Its snapshot is from before the predecessor committed: not an error, a pause.
+    expect(second).toEqual([]);
+    expect(await count('tasks')).toBe(0);
+    expect(await pushAs('ann', [child])).toEqual([{ id: child.id, status: 'applied' }]);
+    expect(await count('tasks')).toBe(1);
   });
 });
 
