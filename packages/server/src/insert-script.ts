@@ -5,6 +5,7 @@ import { checkColumns, tableOf } from './op-checks.js';
 import { ownerExpression } from './ownership.js';
 import { call } from './script.js';
 import type { Call } from './script.js';
+import { EXPECT_FUNCTION } from './setup.js';
 import { scriptLiteral as lit } from './sql.js';
 import { visibleCondition } from './visibility.js';
 
@@ -54,33 +55,14 @@ export function parentKey(table: string, column: string, value: string, withOwne
  * it, or refuses it with its usual message.
  */
 export function insertScript(schema: Schema, userId: string, m: Mutation): InsertScript | undefined {
-  if (m.ops.length === 0 || m.ops.length > MAX_SCRIPT_OPS) return undefined;
+  const planned = plan(schema, m);
+  if (!planned) return undefined;
   const texts = statementTexts(schema);
-  const inserts: Call[] = [];
-  const checks = new Map<string, Call>();
-  try {
-    for (const [index, op] of m.ops.entries()) {
-      if (op.op !== 'insert') return undefined;
-      const table = tableOf(schema, op, index);
-      const cols = checkColumns(table, op.row, index, true);
-      const id = op.row[table.primaryKey];
-      if (typeof id !== 'string' || id.length === 0) return undefined;
-      inserts.push(call(texts.insert(table, cols), cols.map((c) => literal(c, op.row[c.name]))));
-      for (const fk of table.foreignKeys) {
-        const value = op.row[fk.column];
-        if (typeof value !== 'string') continue;
-        const withOwner = table.owner.kind === 'through' && table.owner.column === fk.column;
-        const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
-        if (checks.has(key)) continue;
-        checks.set(key, call(texts.parentCheck(fk, withOwner), [lit(userId), lit(value)]));
-      }
-    }
-  } catch {
-    return undefined; // a refusal: the ordinary path gives it
-  }
-  const keys = [...checks.keys()];
+  const inserts = planned.inserts.map(({ table, cols, row }) => call(texts.insert(table, cols), cols.map((c) => literal(c, row[c.name]))));
+  const keys = [...planned.parents.keys()];
+  const checks = [...planned.parents.values()].map(({ fk, withOwner, value }) => call(texts.parentCheck(fk, withOwner), [lit(userId), lit(value)]));
   return {
-    statements: [...inserts, ...checks.values()],
+    statements: [...inserts, ...checks],
     read(results) {
       const rows = inserts.map((_, i) => results[i]?.[0]);
       const parents = new Map<string, ParentLookup | null>();
@@ -93,9 +75,73 @@ export function insertScript(schema: Schema, userId: string, m: Mutation): Inser
   };
 }
 
+/**
+ * The same mutation's statements for a pipelined transaction (see
+ * pipeline.ts), where nothing is decided between its statements: each
+ * checks what `applyMutation` would, and fails (EXPECTATION_FAILED, or
+ * Postgres's own error) unless the mutation would be applied as it is:
+ * - each INSERT without ON CONFLICT (a row that is there already fails
+ *   it), returning the check that the row as written has the user in its
+ *   owner column and the keys the op gave;
+ * - then each parent its rows point at: there, visible to the user, and,
+ *   for the key a row is owned through, owned by the user.
+ *
+ * Undefined when the mutation does not qualify (as for insertScript, or a
+ * row owned through a key it does not set).
+ */
+export function guardedInsertSteps(schema: Schema, userId: string, m: Mutation): Call[] | undefined {
+  const planned = plan(schema, m);
+  if (!planned) return undefined;
+  const texts = statementTexts(schema);
+  const steps: Call[] = [];
+  for (const { table, cols, row } of planned.inserts) {
+    const owner = table.owner;
+    if (owner.kind === 'through' && typeof row[owner.column] !== 'string') return undefined;
+    const args = cols.map((c) => literal(c, row[c.name]));
+    steps.push(call(texts.guardedInsert(table, cols), owner.kind === 'column' ? [...args, lit(userId)] : args));
+  }
+  for (const { fk, withOwner, value } of planned.parents.values()) steps.push(call(texts.parentGuard(fk, withOwner), [lit(userId), lit(value)]));
+  return steps;
+}
+
+interface Planned {
+  readonly inserts: readonly { table: TableModel; cols: readonly ColumnModel[]; row: Readonly<Record<string, unknown>> }[];
+  /** Each parent looked at once, by `parentKey`. */
+  readonly parents: ReadonlyMap<string, { fk: ForeignKeyModel; withOwner: boolean; value: string }>;
+}
+
+/** The rows of an insert-only mutation, checked, and the parents they point at; undefined when it does not qualify. */
+function plan(schema: Schema, m: Mutation): Planned | undefined {
+  if (m.ops.length === 0 || m.ops.length > MAX_SCRIPT_OPS) return undefined;
+  const inserts: { table: TableModel; cols: readonly ColumnModel[]; row: Readonly<Record<string, unknown>> }[] = [];
+  const parents = new Map<string, { fk: ForeignKeyModel; withOwner: boolean; value: string }>();
+  try {
+    for (const [index, op] of m.ops.entries()) {
+      if (op.op !== 'insert') return undefined;
+      const table = tableOf(schema, op, index);
+      const cols = checkColumns(table, op.row, index, true);
+      const id = op.row[table.primaryKey];
+      if (typeof id !== 'string' || id.length === 0) return undefined;
+      inserts.push({ table, cols, row: op.row });
+      for (const fk of table.foreignKeys) {
+        const value = op.row[fk.column];
+        if (typeof value !== 'string') continue;
+        const withOwner = table.owner.kind === 'through' && table.owner.column === fk.column;
+        const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
+        if (!parents.has(key)) parents.set(key, { fk, withOwner, value });
+      }
+    }
+  } catch {
+    return undefined; // a refusal: the ordinary path gives it
+  }
+  return { inserts, parents };
+}
+
 interface StatementTexts {
   insert(table: TableModel, cols: readonly ColumnModel[]): string;
   parentCheck(fk: ForeignKeyModel, withOwner: boolean): string;
+  guardedInsert(table: TableModel, cols: readonly ColumnModel[]): string;
+  parentGuard(fk: ForeignKeyModel, withOwner: boolean): string;
 }
 
 const textsBySchema = new WeakMap<Schema, StatementTexts>();
@@ -113,11 +159,14 @@ function statementTexts(schema: Schema): StatementTexts {
     }
     return text;
   };
+  const columns = (cols: readonly ColumnModel[]): string => cols.map((c) => q(c.name)).join(', ');
+  const values = (cols: readonly ColumnModel[]): string => cols.map((c, i) => (c.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ');
+  const colsKey = (cols: readonly ColumnModel[]): string => cols.map((c) => c.name).join('\u0000');
   texts = {
     insert: (table, cols) =>
       once(
-        `i\u0000${table.name}\u0000${cols.map((c) => c.name).join('\u0000')}`,
-        () => `INSERT INTO ${q(table.name)} (${cols.map((c) => q(c.name)).join(', ')}) VALUES (${cols.map((c, i) => (c.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
+        `i\u0000${table.name}\u0000${colsKey(cols)}`,
+        () => `INSERT INTO ${q(table.name)} (${columns(cols)}) VALUES (${values(cols)})
            ON CONFLICT (${q(table.primaryKey)}) DO NOTHING RETURNING ${table.columns.map((c) => q(c.name)).join(', ')}`,
       ),
     parentCheck: (fk, withOwner) =>
@@ -125,6 +174,24 @@ function statementTexts(schema: Schema): StatementTexts {
         const parent = schema.table(fk.refTable);
         return `SELECT (${visibleCondition(schema, parent, 'p')}) AS visible, ${withOwner ? ownerExpression(schema, parent, 'p') : 'NULL::text'} AS owner
              FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`;
+      }),
+    // The row as written: its owner column names the user (given after
+    // the row's values), and its keys hold the values whose parents the
+    // guards look at (a trigger of the app's may have changed them).
+    guardedInsert: (table, cols) =>
+      once(`gi\u0000${table.name}\u0000${colsKey(cols)}`, () => {
+        const owner = table.owner;
+        const checks = cols.flatMap((c, i) => (table.foreignKeys.some((fk) => fk.column === c.name) ? [`${q(c.name)} IS NOT DISTINCT FROM $${i + 1}`] : []));
+        if (owner.kind === 'column') checks.push(`${q(owner.column)}::text = $${cols.length + 1}`);
+        const returning = checks.length > 0 ? ` RETURNING ${EXPECT_FUNCTION}(${checks.join(' AND ')})` : '';
+        return `INSERT INTO ${q(table.name)} (${columns(cols)}) VALUES (${values(cols)})${returning}`;
+      }),
+    // A missing parent makes the subquery NULL, which fails the check.
+    parentGuard: (fk, withOwner) =>
+      once(`pg\u0000${fk.refTable}\u0000${fk.refColumn}\u0000${withOwner ? 'o' : '-'}`, () => {
+        const parent = schema.table(fk.refTable);
+        const ok = `(${visibleCondition(schema, parent, 'p')})${withOwner ? ` AND ${ownerExpression(schema, parent, 'p')} = $1` : ''}`;
+        return `SELECT ${EXPECT_FUNCTION}((SELECT ${ok} FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p))`;
       }),
   };
   textsBySchema.set(schema, texts);

@@ -3,18 +3,21 @@ import type { Schema } from '@dovetail/schema';
 import { mutationContent } from '@dovetail/protocol';
 import type { Mutation } from '@dovetail/protocol';
 import { applyMutation, createdRows } from './apply-mutation.js';
-import { insertScript } from './insert-script.js';
+import { guardedInsertSteps, insertScript } from './insert-script.js';
 import type { Prefetched } from './insert-script.js';
 import type { Identity } from './auth.js';
 import { ServerError } from './errors.js';
 import { admit } from './identity.js';
 import type { IdentityRow } from './identity.js';
 import type { Logger } from './logger.js';
+import { runPipelined } from './pipeline.js';
+import type { Pipelined } from './pipeline.js';
 import { Refusal } from './refusal.js';
 import type { RejectReason, RefusalDetails } from './refusal.js';
 import { call, runScript } from './script.js';
 import type { Step } from './script.js';
-import { CLIENT_SETTING, QUIET_SETTING, SIGNAL_CHANGES_SQL } from './setup.js';
+import { SIGNAL_CHANGES_SQL } from './setup.js';
+import { CLAIM_CLIENT, LEDGER_READ, LEDGER_REFUSED, ledgerInsert, OPEN_MUTATION, RECORD_REFUSED, REOPEN_MUTATION } from './mutation-sql.js';
 import { scriptLiteral as lit, sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
 
@@ -130,8 +133,46 @@ async function processRun(
     results[results.length - 1] = answer;
     return 'refused';
   };
+  /** Sends what ends the last transaction on its own (a pipelined batch opens with its own BEGIN). */
+  const flush = async (): Promise<void> => {
+    if (carry.length === 0) return;
+    const steps = carry;
+    carry = [];
+    try {
+      await runScript(s, steps);
+      unsignalled.count += carried;
+      carried = 0;
+    } catch (error) {
+      if ((await failedAtEnd(error)) === 'committed') throw error;
+    }
+  };
+  const pipelined = run.map((m) => pipelinable(deps, identity, clientId, m));
+  /**
+   * After the pipeline stopped at a mutation, the careful path takes the
+   * next ones too, until one is applied: a push sent again replays many
+   * mutations in a row, and each would stop a batch.
+   */
+  let careful = false;
   try {
-    for (const m of run) {
+    for (let i = 0; i < run.length; ) {
+      let stretch = 0;
+      while (!careful && i + stretch < run.length && pipelined[i + stretch] !== undefined) stretch++;
+      if (stretch > 0) {
+        await flush();
+        const batch = pipelined.slice(i, i + stretch) as Pipelined[];
+        const done = await runPipelined(s, batch, i + stretch === run.length);
+        for (const p of batch.slice(0, done.committed)) results.push({ id: p.m.id, status: 'applied' });
+        if (done.signalled) unsignalled.count = 0;
+        else unsignalled.count += done.committed;
+        if (done.lost !== undefined) {
+          unsignalled.count += 1; // some may have committed
+          throw done.lost;
+        }
+        i += done.committed;
+        if (done.committed === stretch) continue;
+        careful = true; // the careful path finds out what stopped it, and answers
+      }
+      const m = run[i++] as Mutation & { prev?: string | null };
       // Handed on: from here the next script carries it (sent once, whatever happens).
       const pending = carry;
       carry = [];
@@ -151,6 +192,7 @@ async function processRun(
       carry = outcome.end;
       carried = outcome.applied ? 1 : 0;
       ending = outcome.result ? m : undefined;
+      if (outcome.applied) careful = false;
       if (!outcome.result) return false;
       results.push(outcome.result);
     }
@@ -178,6 +220,21 @@ interface Outcome {
   readonly end: readonly Step[];
   /** Whether those statements commit the mutation's writes (not a replay, not a refusal). */
   readonly applied?: boolean;
+}
+
+/** OPEN_MUTATION's arguments (OPEN_EXPECTED's, but its mark) for mutation `m` of `clientId`, whose answer is `applied` unless it is refused. */
+function openArgs(clientId: string, userId: string, m: Mutation & { prev?: string | null }, digest: string): string[] {
+  const applied: MutationResult = { id: m.id, status: 'applied' };
+  return [lit(clientId), lit(m.id), lit(m.prev ?? m.id), lit(userId), lit(digest), lit(JSON.stringify(applied))];
+}
+
+/** The mutation as the pipeline takes it (pipeline.ts), or undefined when it needs the careful path: too large, or not made only of inserts it can check without a decision between statements. */
+function pipelinable(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Pipelined | undefined {
+  if (m.ops.length > deps.limits.maxOpsPerMutation) return undefined;
+  const content = mutationContent(m);
+  if (Buffer.byteLength(content) > deps.limits.maxMutationBytes) return undefined;
+  const body = guardedInsertSteps(deps.schema, identity.userId, m);
+  return body ? { m, open: openArgs(clientId, identity.userId, m, digestOf(content)), body } : undefined;
 }
 
 async function processWithRetry(deps: PushDeps, s: SqlSession, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }, carry: readonly Step[]): Promise<Outcome> {
@@ -219,11 +276,7 @@ async function processOne(deps: PushDeps, s: SqlSession, identity: Identity, cli
   const size = Buffer.byteLength(content);
   const client = lit(clientId);
   const applied: MutationResult = { id: m.id, status: 'applied' };
-  const open: Step[] = [
-    'BEGIN ISOLATION LEVEL READ COMMITTED',
-    call(OPEN_MUTATION, [client, lit(m.id), lit(m.prev ?? m.id), lit(identity.userId), lit(digest), lit(JSON.stringify(applied))]),
-    'SAVEPOINT mutation',
-  ];
+  const open: Step[] = ['BEGIN ISOLATION LEVEL READ COMMITTED', call(OPEN_MUTATION, openArgs(clientId, identity.userId, m, digest)), 'SAVEPOINT mutation'];
   const tooLarge = m.ops.length > deps.limits.maxOpsPerMutation || size > deps.limits.maxMutationBytes;
   // Inserts only (nearly every mutation): its statements travel with the opening script.
   const fast = tooLarge ? undefined : insertScript(deps.schema, identity.userId, m);
@@ -360,80 +413,3 @@ function replay(previous: LedgerRow, digest: string, id: string): MutationResult
   return { id, status: 'rejected', reason: 'conflict', message: `mutation '${id}' was already received with different content; a mutation id is used once` };
 }
 
-/**
- * Opens a mutation's transaction, in one statement:
- * - locks the client's row (`$1`) until COMMIT, so one client's mutations
- *   go one at a time across requests and server instances, counts it, and
- *   names it (`$2`) as the client's last, which holds if the transaction
- *   commits (applied or refused; a replay rolls back);
- * - makes the transaction quiet: its writes do not signal the poke service
- *   commit by commit (see QUIET_SETTING), and names the client as the
- *   writer of its changes (CLIENT_SETTING);
- * - writes the mutation's ledger row (user `$4`, digest `$5`, result `$6`,
- *   numbered by the client's count), unless the ledger has the mutation
- *   already: `fresh` says which. The conflict is judged against every
- *   committed row, so a replay is seen even when another request recorded
- *   it while this one waited for the lock;
- * - says whether the predecessor `$3` (the mutation itself when it has
- *   none) is in the ledger. That is read in the statement's snapshot, from
- *   before any wait for the lock, so a predecessor committed meanwhile by
- *   another request of the same device is missed: the push then stops
- *   there, and the device sends the rest again.
- *
- * `claimed` is false if the client's row is missing (then nothing is written).
- * Two lookups of the whole ledger key, never one by `client_id` alone: see LEDGER_READ.
- */
-const OPEN_MUTATION = `WITH claim AS (
-    UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1
-    RETURNING seq, set_config('${QUIET_SETTING}', 'on', true) AS quiet, set_config('${CLIENT_SETTING}', $1, true) AS client),
-  entry AS (
-    INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
-    SELECT $1, $2, $4, claim.seq, $5, $6::jsonb FROM claim
-    ON CONFLICT (client_id, mutation_id) DO NOTHING RETURNING 1)
-  SELECT EXISTS (SELECT 1 FROM claim) AS claimed, EXISTS (SELECT 1 FROM entry) AS fresh,
-    ($3 = $2 OR EXISTS (SELECT 1 FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $3)) AS prev_here`;
-
-/**
- * OPEN_MUTATION's answer again, for the same client (`$1`), mutation (`$2`)
- * and predecessor (`$3`), after a failure in the mutation's statements
- * rolled back to its savepoint: the ledger row is this transaction's own
- * if the opening wrote it.
- */
-const REOPEN_MUTATION = `SELECT l.mutation_id IS NOT NULL AS claimed, coalesce(l.xid = pg_current_xact_id(), false) AS fresh,
-    ($3 = $2 OR EXISTS (SELECT 1 FROM _dovetail_ledger p WHERE p.client_id = $1 AND p.mutation_id = $3)) AS prev_here
-  FROM (SELECT 1) AS one LEFT JOIN _dovetail_ledger l ON l.client_id = $1 AND l.mutation_id = $2`;
-
-/** A refused mutation's answer (`$3`) in place of the one OPEN_MUTATION wrote for mutation `$2` of client `$1`. */
-const LEDGER_REFUSED = `UPDATE _dovetail_ledger SET result = $3::jsonb WHERE client_id = $1 AND mutation_id = $2`;
-
-/**
- * Locks and counts, as OPEN_MUTATION does, for the transaction that
- * records a mutation refused at COMMIT (see endFailed), whose ledger row
- * LEDGER_INSERT writes.
- */
-const CLAIM_CLIENT = `UPDATE _dovetail_clients SET seq = seq + 1, last_mutation = $2 WHERE client_id = $1
-  RETURNING set_config('${QUIET_SETTING}', 'on', true) AS quiet, set_config('${CLIENT_SETTING}', $1, true) AS client`;
-
-/**
- * The ledger rows of mutations `$2` and `$3` of client `$1` (the same row
- * twice when they are the same id). Two lookups of the whole key rather
- * than `mutation_id IN ($2, $3)`: the statement is prepared once per
- * connection, and a plan made while the ledger was small found the
- * client's rows by `client_id` alone and filtered them, which costs a
- * device with many mutations a scan of all of them at every push (0.6 ms
- * at 5,000).
- */
-export const LEDGER_READ = `SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $2
-  UNION ALL SELECT mutation_id, digest, result FROM _dovetail_ledger WHERE client_id = $1 AND mutation_id = $3`;
-
-/** The rows a refused mutation would have created (`$3`, a JSON array of ids) in table `$2`, for client `$1`. */
-const RECORD_REFUSED = `INSERT INTO _dovetail_refused (client_id, tbl, row_id)
-  SELECT $1, $2, ids.id FROM jsonb_array_elements_text($3::jsonb) AS ids(id) ON CONFLICT DO NOTHING`;
-
-/** The ledger row, numbered by the client row's count (which `CLAIM_CLIENT` moved on in this transaction). */
-const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
-  VALUES ($1, $2, $3, (SELECT seq FROM _dovetail_clients WHERE client_id = $1), $4, $5)`;
-
-function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): Step {
-  return call(LEDGER_INSERT, [lit(clientId), lit(mutationId), lit(userId), lit(digest), lit(JSON.stringify(result))]);
-}

@@ -46,6 +46,17 @@ const SIGNAL_SQL = `IF current_setting('${QUIET_SETTING}', true) IS DISTINCT FRO
        PERFORM pg_notify(${channelSql('TG_TABLE_SCHEMA')}, '');
      END IF;`;
 
+/**
+ * The function a pipelined mutation's statements call with what must hold
+ * for it to commit as the careful path would have committed it (see
+ * pipeline.ts): true, or it fails with EXPECTATION_FAILED, the mutation's
+ * transaction rolls back, and the careful path takes the mutation over.
+ */
+export const EXPECT_FUNCTION = '_dovetail_expect';
+
+/** The SQLSTATE of EXPECT_FUNCTION's failure (a class of its own: Postgres uses none starting with D). */
+export const EXPECTATION_FAILED = 'DT001';
+
 /** The schema the connection works in (where setup created the tables). */
 export async function currentSchema(sql: SqlQueryable): Promise<string> {
   const rows = await sql.query<{ s: string }>('SELECT current_schema() AS s');
@@ -151,6 +162,13 @@ const ENGINE_DDL = [
      PRIMARY KEY (client_id, tbl, row_id)
    )`,
   captureFunctionSql('_dovetail_capture', 'id'),
+  `CREATE OR REPLACE FUNCTION ${EXPECT_FUNCTION}(ok boolean) RETURNS boolean LANGUAGE plpgsql AS $$
+   BEGIN
+     IF ok IS NOT TRUE THEN
+       RAISE EXCEPTION 'a pipelined mutation needs the careful path' USING ERRCODE = '${EXPECTATION_FAILED}';
+     END IF;
+     RETURN true;
+   END $$`,
   // Older versions announced each row through this function.
   `DROP FUNCTION IF EXISTS _dovetail_announce(text, text, text, text)`,
 ];

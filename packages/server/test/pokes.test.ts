@@ -244,34 +244,50 @@ describe('what is announced', () => {
     expect(heard).toEqual(['']);
   });
 
-  it.each([
-    ['the next mutation fails (other code deleted the device record)', "DELETE FROM _dovetail_clients WHERE client_id = 'dev-ann'", { code: 'internal' }],
-    ['the script fails right after that COMMIT', 'SELECT 1 / 0', { code: '22012' }],
-  ])('a push that fails after a mutation committed signals it all the same: %s', async (_, injected, failure) => {
-    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
-    // The statement goes right after the first mutation's COMMIT, in the
-    // script that opens the second.
+  /** A server whose first script with a COMMIT before its end gets `injected` (statements) right after that COMMIT. */
+  async function injectingAfterFirstCommit(injected: string[]): Promise<{ server: Awaited<ReturnType<typeof syncServer>>; fired: () => boolean }> {
     let armed = true;
-    const failing = await syncServer(
+    const server = await syncServer(
       serverSchema,
       rewritingScripts(async (text, run) => {
         const parts = text.split(';\n');
         const at = parts.indexOf('COMMIT');
         if (!armed || at < 0 || at === parts.length - 1) return run(text);
         armed = false;
-        parts.splice(at + 1, 0, injected);
+        parts.splice(at + 1, 0, ...injected);
         const results = await run(parts.join(';\n'));
-        results.splice(at + 1, 1);
+        results.splice(at + 1, injected.length);
         return results;
       }),
     );
+    return { server, fired: () => !armed };
+  }
+
+  const twoProjects = () => [0, 1].map((i) => mutation(`p${i}`, [{ op: 'insert', table: 'projects', row: { id: `p${i}`, owner_id: 'ann', title: 'Garden' } }]));
+
+  it('a push that fails after a mutation committed signals it all the same (other code deleted the device record between two mutations)', async () => {
+    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
+    // A transaction of its own, right after the first mutation's COMMIT.
+    const failing = await injectingAfterFirstCommit(['BEGIN', "DELETE FROM _dovetail_clients WHERE client_id = 'dev-ann'", 'COMMIT']);
     const heard = await signalsDuring(db.sql, async () => {
-      const mutations = [0, 1].map((i) => mutation(`p${i}`, [{ op: 'insert', table: 'projects', row: { id: `p${i}`, owner_id: 'ann', title: 'Garden' } }]));
-      await expect(failing.push(await bearer('ann'), pushBody('dev-ann', mutations))).rejects.toMatchObject(failure);
-      await failing.settled();
+      await expect(failing.server.push(await bearer('ann'), pushBody('dev-ann', twoProjects()))).rejects.toMatchObject({ code: 'internal' });
+      await failing.server.settled();
     });
-    expect(armed).toBe(false);
+    expect(failing.fired()).toBe(true);
     expect(await db.sql.query('SELECT id FROM projects ORDER BY id')).toEqual([{ id: 'p0' }]);
+    expect(heard).toEqual(['']);
+  });
+
+  it('a script that fails right after a COMMIT keeps what committed; the careful path takes the next mutation, and everything is signalled once', async () => {
+    await sync.pull(await bearer('ann'), pullBody('dev-ann')); // creates Ann's row
+    const failing = await injectingAfterFirstCommit(['SELECT 1 / 0']);
+    const heard = await signalsDuring(db.sql, async () => {
+      const { results } = await failing.server.push(await bearer('ann'), pushBody('dev-ann', twoProjects()));
+      expect(results.map((r) => r.status)).toEqual(['applied', 'applied']);
+      await failing.server.settled();
+    });
+    expect(failing.fired()).toBe(true);
+    expect(await db.sql.query('SELECT id FROM projects ORDER BY id')).toEqual([{ id: 'p0' }, { id: 'p1' }]);
     expect(heard).toEqual(['']);
   });
 
