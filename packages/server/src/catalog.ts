@@ -12,6 +12,8 @@ export interface Catalog {
   readonly schema: string;
   /** Ordinary and partitioned tables, by name, including the engine's own. */
   readonly tables: Map<string, CatalogTable>;
+  /** Names of the functions in the schema (the engine's included); absent when not read. */
+  readonly functions?: ReadonlySet<string>;
 }
 
 export interface CatalogColumn {
@@ -86,6 +88,8 @@ const IN_SCHEMA = `c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname 
 const names = (nums: string, rel: string): string =>
   `ARRAY(SELECT a.attname::text FROM unnest(${nums}) WITH ORDINALITY AS k(num, ord)
          JOIN pg_attribute a ON a.attrelid = ${rel} AND a.attnum = k.num ORDER BY k.ord)`;
+
+const FUNCTIONS_SQL = `SELECT p.proname::text AS name FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())`;
 
 const TABLES_SQL = `
   SELECT c.relname::text AS name,
@@ -197,5 +201,6 @@ export async function readCatalog(sql: SqlQueryable): Promise<Catalog> {
   for (const r of await sql.query<{ tbl: string; name: string; enabled: boolean }>(TRIGGERS_SQL)) {
     at(r.tbl)?.triggers.push({ name: r.name, enabled: r.enabled });
   }
-  return { schema, tables };
+  const functions = new Set((await sql.query<{ name: string }>(FUNCTIONS_SQL)).map((r) => r.name));
+  return { schema, tables, functions };
 }

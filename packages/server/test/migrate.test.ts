@@ -152,6 +152,16 @@ describe('an engine set up by an earlier version', () => {
     expect(await sql.query("SELECT row_id, client_id FROM _dovetail_changes WHERE tbl = 'users'")).toEqual([{ row_id: 'u1', client_id: null }]);
     expect((await plan(v1)).steps).toEqual([]);
   });
+  it('creates the function that checks batched pushes, which earlier versions did not have', async () => {
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    await sql.query('DROP FUNCTION _dovetail_expect(boolean)');
+    const before = await plan(v1);
+    expect(ids(before.steps)).toEqual(['engine']);
+    expect(before.steps[0]?.description).toMatch(/functions _dovetail_expect/);
+    expect((await applyMigration(sql, v1)).failed).toBeUndefined();
+    expect(await sql.query('SELECT _dovetail_expect(true) AS ok')).toEqual([{ ok: true }]);
+    expect((await plan(v1)).steps).toEqual([]);
+  });
 });
 
 describe('a database with rows, moved to a new schema version', () => {

@@ -23,21 +23,31 @@ function engineColumns(): { table: string; column: string }[] {
   return columns;
 }
 
+/** The functions the engine's DDL creates, read from the DDL itself. */
+function engineFunctions(): string[] {
+  return engineDdl().flatMap((ddl) => {
+    const fn = /^CREATE OR REPLACE FUNCTION "?(\w+)"?\(/.exec(ddl)?.[1];
+    return fn ? [fn] : [];
+  });
+}
+
 /**
- * The engine's tables (changes, ledger, clients, refused rows, settings) and the
- * shared capture function, as one step when any table, index or column of
- * theirs is missing. The statements are idempotent, so running them over a
+ * The engine's tables (changes, ledger, clients, refused rows, settings) and
+ * functions (the shared capture function, the checks of batched pushes), as
+ * one step when any table, index, column or function of theirs is missing. The statements are idempotent, so running them over a
  * half-present engine only adds what is missing.
  */
 export function engineStep(catalog: Catalog): MigrationStep | undefined {
   const missingTables = ENGINE_TABLES.filter((t) => !catalog.tables.has(t));
   const missingIndexes = engineIndexes().filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
   const missingColumns = engineColumns().filter((c) => catalog.tables.has(c.table) && !catalog.tables.get(c.table)?.columns.has(c.column));
-  if (missingTables.length === 0 && missingIndexes.length === 0 && missingColumns.length === 0) return undefined;
+  const missingFunctions = catalog.functions ? engineFunctions().filter((f) => !catalog.functions?.has(f)) : [];
+  if (missingTables.length === 0 && missingIndexes.length === 0 && missingColumns.length === 0 && missingFunctions.length === 0) return undefined;
   const what = [
     missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : '',
     missingIndexes.length > 0 && missingTables.length === 0 ? `indexes ${missingIndexes.map((i) => i.name).join(', ')}` : '',
     missingColumns.length > 0 ? `columns ${missingColumns.map((c) => `${c.table}.${c.column}`).join(', ')}` : '',
+    missingFunctions.length > 0 && missingTables.length === 0 ? `functions ${missingFunctions.join(', ')}` : '',
   ]
     .filter((part) => part !== '')
     .join(' and ');
@@ -48,7 +58,7 @@ export function engineStep(catalog: Catalog): MigrationStep | undefined {
   return {
     id: 'engine',
     kind: 'engine',
-    description: `Create the sync engine's ${what} and its change-capture function${upgrade}`,
+    description: `Create the sync engine's ${what} (and its functions: change capture, the checks of batched pushes)${upgrade}`,
     sql: engineDdl(),
   };
 }
