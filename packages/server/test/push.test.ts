@@ -114,6 +114,13 @@ describe('a copy that arrives while the first is still in its transaction (G4; t
     return { server: await syncServer(serverSchema, sql), held, release };
   }
 
+  /** Skips the test, saying why, unless it runs on a Postgres that two connections can share. */
+  function needsTwoConnections(ctx: { skip: () => void }): void {
+    if (db.kind === 'postgres') return;
+    console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
+    ctx.skip();
+  }
+
   /** Resolves once some connection waits for a lock (the second copy, for the device's row). */
   async function someoneWaits(): Promise<void> {
     for (let i = 0; i < 500; i++) {
@@ -137,10 +144,7 @@ describe('a copy that arrives while the first is still in its transaction (G4; t
   }
 
   it('a replay waits for the first copy and gets its answer; the mutation is applied once', async (ctx) => {
-    if (db.kind !== 'postgres') {
-      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
-      ctx.skip();
-    }
+    needsTwoConnections(ctx);
     await pushAs('ann', [m('p', [P('p0')])]); // the device is registered
     const mut = m('createProject', [P('p1')]);
     const [first, second] = await overlap(mut, [mut]);
@@ -151,10 +155,7 @@ describe('a copy that arrives while the first is still in its transaction (G4; t
   });
 
   it('the same id with other content, while the first copy is in its transaction, is a conflict and writes nothing', async (ctx) => {
-    if (db.kind !== 'postgres') {
-      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
-      ctx.skip();
-    }
+    needsTwoConnections(ctx);
     await pushAs('ann', [m('p', [P('p0')])]);
     const mut = m('createProject', [P('p1')]);
     const [first, second] = await overlap(mut, [{ ...mut, ops: [P('p2')] }]);
@@ -164,10 +165,7 @@ describe('a copy that arrives while the first is still in its transaction (G4; t
   });
 
   it('a mutation whose predecessor commits while it waits for the lock is applied after it, in order', async (ctx) => {
-    if (db.kind !== 'postgres') {
-      console.log('skipped: two pushes at once need two connections to one Postgres; runs when DATABASE_URL is set');
-      ctx.skip();
-    }
+    needsTwoConnections(ctx);
     await pushAs('ann', [m('p', [P('p0')])]);
     const parent = m('createProject', [P('p1')]);
     const child = m('createTask', [T('t1', 'p1')], parent.id);
