@@ -32,6 +32,8 @@ export interface PipelineOutcome {
    * with this.
    */
   readonly lost?: Error;
+  /** What stopped the batch, if anything did. */
+  readonly stoppedBy?: unknown;
 }
 
 /**
@@ -64,7 +66,7 @@ export async function runPipelined(s: SqlSession, batch: readonly Pipelined[], s
       const rows = await s.query<{ mark: string | null }>(`SELECT current_setting('${PIPELINE_SETTING}', true) AS mark`);
       const mark = rows[0]?.mark ?? '';
       const last = mark.startsWith(`${id}:`) ? Number(mark.slice(id.length + 1)) : -1;
-      return { committed: last + 1, signalled: false };
+      return { committed: last + 1, signalled: false, stoppedBy: error };
     } catch {
       return { committed: 0, signalled: false, lost: error instanceof Error ? error : new Error(String(error)) };
     }

@@ -15,6 +15,7 @@ import type { RejectReason, RefusalDetails } from './refusal.js';
 import { runScript } from './script.js';
 import type { Step } from './script.js';
 import { SIGNAL_CHANGES_SQL } from './setup.js';
+import { sqlStateOf } from './sql.js';
 import type { Sql, SqlSession } from './sql.js';
 
 export interface PushLimits {
@@ -62,10 +63,11 @@ export async function push(deps: PushDeps, identity: Identity, input: PushInput)
   await admit(deps.sql, deps.schema, identity, deps.identityRow, input.clientId, 'push');
   const results: MutationResult[] = [];
   const unsignalled = { count: 0 };
+  const batches = { on: true };
   try {
     for (let from = 0; from < input.mutations.length; from += MUTATIONS_PER_SESSION) {
       const run = input.mutations.slice(from, from + MUTATIONS_PER_SESSION);
-      const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results, unsignalled));
+      const done = await deps.sql.session((s) => processRun(deps, s, identity, input.clientId, run, results, unsignalled, batches));
       if (!done) break; // a predecessor is not here yet
     }
   } finally {
@@ -106,6 +108,8 @@ async function processRun(
   run: readonly (Mutation & { prev?: string | null })[],
   results: MutationResult[],
   unsignalled: { count: number },
+  /** Off for the rest of the request once batches cannot work here. */
+  batches: { on: boolean },
 ): Promise<boolean> {
   let carry: readonly Step[] = [];
   let carried = 0;
@@ -148,7 +152,7 @@ async function processRun(
   try {
     for (let i = 0; i < run.length; ) {
       let stretch = 0;
-      while (!careful && i + stretch < run.length && pipelined[i + stretch] !== undefined) stretch++;
+      while (batches.on && !careful && i + stretch < run.length && pipelined[i + stretch] !== undefined) stretch++;
       if (stretch > 0) {
         await flush();
         const batch = pipelined.slice(i, i + stretch) as Pipelined[];
@@ -162,6 +166,11 @@ async function processRun(
         }
         i += done.committed;
         if (done.committed === stretch) continue;
+        if (sqlStateOf(done.stoppedBy) === '42883') {
+          // Every batch would stop at its first statement: the careful way for the rest of the request.
+          batches.on = false;
+          deps.log.warn('batched pushes need the function _dovetail_expect, which the database lacks; run `dovetail migrate apply`, or start the server with setup', { sqlstate: '42883', clientId });
+        }
         careful = true; // the careful path finds out what stopped it, and answers
       }
       const m = run[i++] as Mutation & { prev?: string | null };

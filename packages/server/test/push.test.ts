@@ -446,6 +446,18 @@ describe('insert mutations in batches (pipeline.ts)', () => {
     expect(xids[0]?.n).toBe('32');
   });
 
+  it('without the function its checks call (a database the server did not set up), every mutation goes the careful way, and the log says what to run', async () => {
+    await db.sql.query('DROP FUNCTION _dovetail_expect(boolean)');
+    try {
+      const muts = [m('p1', [P('p1')]), m('p2', [P('p2')])];
+      expect(await pushAs('ann', muts)).toEqual(muts.map((x) => ({ id: x.id, status: 'applied' })));
+      expect(await count('projects')).toBe(2);
+      expect(server.logs.filter((l) => l.fields['sqlstate'] === '42883').map((l) => l.message)).toEqual([expect.stringMatching(/_dovetail_expect.*dovetail migrate apply/)]);
+    } finally {
+      await server.setup();
+    }
+  });
+
   it("checks a row as written: a key that an app's trigger changed on the way in is checked, not the one the device sent", async () => {
     expect(await pushAs('bob', [m('bob', [P('bobs', 'bob')])], 'device-bob')).toMatchObject([{ status: 'applied' }]);
     await db.sql.query(`CREATE FUNCTION redirect_task() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.project_id := 'bobs'; RETURN NEW; END $$`);
