@@ -82,9 +82,13 @@ export function insertScript(schema: Schema, userId: string, m: Mutation): Inser
  * Postgres's own error) unless the mutation would be applied as it is:
  * - each INSERT without ON CONFLICT (a row that is there already fails
  *   it), returning the check that the row as written has the user in its
- *   owner column and the keys the op gave;
- * - then each parent its rows point at: there, visible to the user, and,
- *   for the key a row is owned through, owned by the user.
+ *   owner column, and that each parent it points at is there, visible to
+ *   the user and, for the key the row is owned through, owned by the user
+ *   (the parent is locked, FOR KEY SHARE);
+ * - a parent in a table the mutation also inserts into (it may be one of
+ *   its own rows, written by a later op) is looked at the same way after
+ *   all the INSERTs, by the key the op gave, which the INSERT checks the
+ *   row as written still has.
  *
  * Undefined when the mutation does not qualify (as for insertScript, or a
  * row owned through a key it does not set).
@@ -93,15 +97,33 @@ export function guardedInsertSteps(schema: Schema, userId: string, m: Mutation):
   const planned = plan(schema, m);
   if (!planned) return undefined;
   const texts = statementTexts(schema);
+  /** Tables this mutation inserts into: a parent there may be one of its own rows, looked at after them all. */
+  const written = new Set(planned.inserts.map((i) => i.table.name));
   const steps: Call[] = [];
+  const after = new Map<string, Call>();
   for (const { table, cols, row } of planned.inserts) {
     const owner = table.owner;
     if (owner.kind === 'through' && typeof row[owner.column] !== 'string') return undefined;
+    // The parents of the row as written, looked at by the INSERT itself,
+    // unless this mutation may write them too.
+    const merged: string[] = [];
+    for (const fk of table.foreignKeys) {
+      const value = row[fk.column];
+      if (typeof value !== 'string') continue;
+      const withOwner = owner.kind === 'through' && owner.column === fk.column;
+      if (!written.has(fk.refTable)) {
+        merged.push(fk.column);
+        continue;
+      }
+      const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
+      if (!after.has(key)) after.set(key, call(texts.parentGuard(fk, withOwner), [lit(userId), lit(value)]));
+    }
     const args = cols.map((c) => literal(c, row[c.name]));
-    steps.push(call(texts.guardedInsert(table, cols), owner.kind === 'column' ? [...args, lit(userId)] : args));
+    // The user follows the row's values when the statement names it (a parameter it does not use has no type).
+    const namesUser = owner.kind === 'column' || merged.length > 0;
+    steps.push(call(texts.guardedInsert(table, cols, merged), namesUser ? [...args, lit(userId)] : args));
   }
-  for (const { fk, withOwner, value } of planned.parents.values()) steps.push(call(texts.parentGuard(fk, withOwner), [lit(userId), lit(value)]));
-  return steps;
+  return [...steps, ...after.values()];
 }
 
 interface Planned {
@@ -140,7 +162,8 @@ function plan(schema: Schema, m: Mutation): Planned | undefined {
 interface StatementTexts {
   insert(table: TableModel, cols: readonly ColumnModel[]): string;
   parentCheck(fk: ForeignKeyModel, withOwner: boolean): string;
-  guardedInsert(table: TableModel, cols: readonly ColumnModel[]): string;
+  /** `merged`: the key columns whose parents the INSERT looks at itself. */
+  guardedInsert(table: TableModel, cols: readonly ColumnModel[], merged: readonly string[]): string;
   parentGuard(fk: ForeignKeyModel, withOwner: boolean): string;
 }
 
@@ -175,16 +198,29 @@ function statementTexts(schema: Schema): StatementTexts {
         return `SELECT (${visibleCondition(schema, parent, 'p')}) AS visible, ${withOwner ? ownerExpression(schema, parent, 'p') : 'NULL::text'} AS owner
              FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p`;
       }),
-    // The row as written: its owner column names the user (given after
-    // the row's values), and its keys hold the values whose parents the
-    // guards look at (a trigger of the app's may have changed them).
-    guardedInsert: (table, cols) =>
-      once(`gi\u0000${table.name}\u0000${colsKey(cols)}`, () => {
+    // The row as written (`dovetail_row`): its owner column names the user
+    // (given after the row's values); the parents of the keys in `merged`
+    // are there, visible and, for the key it is owned through, the user's;
+    // its other keys hold the values the op gave, whose parents are looked
+    // at after the INSERTs (an app's trigger may have changed them).
+    guardedInsert: (table, cols, merged) =>
+      once(`gi\u0000${table.name}\u0000${colsKey(cols)}\u0000${merged.join('\u0000')}`, () => {
         const owner = table.owner;
-        const checks = cols.flatMap((c, i) => (table.foreignKeys.some((fk) => fk.column === c.name) ? [`${q(c.name)} IS NOT DISTINCT FROM $${i + 1}`] : []));
-        if (owner.kind === 'column') checks.push(`${q(owner.column)}::text = $${cols.length + 1}`);
+        const user = `$${cols.length + 1}`;
+        const checks: string[] = [];
+        cols.forEach((c, i) => {
+          if (table.foreignKeys.some((fk) => fk.column === c.name) && !merged.includes(c.name)) checks.push(`dovetail_row.${q(c.name)} IS NOT DISTINCT FROM $${i + 1}`);
+        });
+        if (owner.kind === 'column') checks.push(`dovetail_row.${q(owner.column)}::text = ${user}`);
+        for (const column of merged) {
+          const fk = table.foreignKeys.find((k) => k.column === column) as ForeignKeyModel;
+          const parent = schema.table(fk.refTable);
+          const withOwner = owner.kind === 'through' && owner.column === column;
+          const ok = `(${visibleCondition(schema, parent, 'p', user)})${withOwner ? ` AND ${ownerExpression(schema, parent, 'p')} = ${user}` : ''}`;
+          checks.push(`coalesce((SELECT ${ok} FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = dovetail_row.${q(column)} FOR KEY SHARE OF p), false)`);
+        }
         const returning = checks.length > 0 ? ` RETURNING ${EXPECT_FUNCTION}(${checks.join(' AND ')})` : '';
-        return `INSERT INTO ${q(table.name)} (${columns(cols)}) VALUES (${values(cols)})${returning}`;
+        return `INSERT INTO ${q(table.name)} AS dovetail_row (${columns(cols)}) VALUES (${values(cols)})${returning}`;
       }),
     // A missing parent makes the subquery NULL, which fails the check.
     parentGuard: (fk, withOwner) =>
