@@ -458,6 +458,29 @@ describe('insert mutations in batches (pipeline.ts)', () => {
     }
   });
 
+  it('a connection that dies in the middle of a batch fails the request; what committed stays, once, and the device sending it all again gets the rest', async () => {
+    const dead = new Error('Connection terminated unexpectedly');
+    let dying = false;
+    const sql = wrapSessions(db.sql, (s) => ({
+      script: async (text) => {
+        if (dying) throw dead;
+        const parts = text.split(';\n');
+        const at = parts.indexOf('COMMIT');
+        if (!text.includes('BEGIN ISOLATION LEVEL') || at < 0 || at === parts.length - 1) return s.script(text);
+        // The first transaction of the batch goes through; then the connection is gone.
+        await s.script(parts.slice(0, at + 1).join(';\n'));
+        dying = true;
+        throw dead;
+      },
+    }));
+    const failing = await syncServer(serverSchema, sql);
+    const muts = [m('p1', [P('p1')]), m('p2', [P('p2')]), m('p3', [P('p3')])];
+    await expect(failing.push(await bearer('ann'), { protocolVersion: 1, clientId: 'device-ann', schemaVersion: 1, mutations: muts })).rejects.toBe(dead);
+    expect((await db.sql.query<{ id: string }>('SELECT id FROM projects ORDER BY id')).map((r) => r.id)).toEqual(['p1']);
+    expect(await pushAs('ann', muts)).toEqual(muts.map((x) => ({ id: x.id, status: 'applied' })));
+    expect([await count('projects'), await count('_dovetail_ledger')]).toEqual([3, 3]);
+  });
+
   it("checks a row as written: a key that an app's trigger changed on the way in is checked, not the one the device sent", async () => {
     expect(await pushAs('bob', [m('bob', [P('bobs', 'bob')])], 'device-bob')).toMatchObject([{ status: 'applied' }]);
     await db.sql.query(`CREATE FUNCTION redirect_task() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.project_id := 'bobs'; RETURN NEW; END $$`);
