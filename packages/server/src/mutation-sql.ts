@@ -104,7 +104,7 @@ export const RECORD_REFUSED = `INSERT INTO _dovetail_refused (client_id, tbl, ro
   SELECT $1, $2, ids.id FROM jsonb_array_elements_text($3::jsonb) AS ids(id) ON CONFLICT DO NOTHING`;
 
 /** The ledger row, numbered by the client row's count (which `CLAIM_CLIENT` moved on in this transaction). */
-export const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
+const LEDGER_INSERT = `INSERT INTO _dovetail_ledger (client_id, mutation_id, user_id, seq, digest, result)
   VALUES ($1, $2, $3, (SELECT seq FROM _dovetail_clients WHERE client_id = $1), $4, $5)`;
 
 export function ledgerInsert(clientId: string, userId: string, mutationId: string, digest: string, result: MutationResult): Step {
