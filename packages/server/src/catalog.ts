@@ -12,8 +12,8 @@ export interface Catalog {
   readonly schema: string;
   /** Ordinary and partitioned tables, by name, including the engine's own. */
   readonly tables: Map<string, CatalogTable>;
-  /** Names of the functions in the schema (the engine's included); absent when not read. */
-  readonly functions?: ReadonlySet<string>;
+  /** Names of the functions in the schema (the engine's included). */
+  readonly functions: ReadonlySet<string>;
 }
 
 export interface CatalogColumn {

@@ -101,22 +101,19 @@ export function guardedInsertSteps(schema: Schema, userId: string, m: Mutation):
   const written = new Set(planned.inserts.map((i) => i.table.name));
   const steps: Call[] = [];
   const after = new Map<string, Call>();
-  for (const { table, cols, row } of planned.inserts) {
+  for (const { table, cols, row, keys } of planned.inserts) {
     const owner = table.owner;
     if (owner.kind === 'through' && typeof row[owner.column] !== 'string') return undefined;
     // The parents of the row as written, looked at by the INSERT itself,
     // unless this mutation may write them too.
     const merged: string[] = [];
-    for (const fk of table.foreignKeys) {
-      const value = row[fk.column];
-      if (typeof value !== 'string') continue;
-      const withOwner = owner.kind === 'through' && owner.column === fk.column;
-      if (!written.has(fk.refTable)) {
-        merged.push(fk.column);
+    for (const ref of keys) {
+      if (!written.has(ref.fk.refTable)) {
+        merged.push(ref.fk.column);
         continue;
       }
-      const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
-      if (!after.has(key)) after.set(key, call(texts.parentGuard(fk, withOwner), [lit(userId), lit(value)]));
+      const key = parentKey(ref.fk.refTable, ref.fk.refColumn, ref.value, ref.withOwner);
+      if (!after.has(key)) after.set(key, call(texts.parentGuard(ref.fk, ref.withOwner), [lit(userId), lit(ref.value)]));
     }
     const args = cols.map((c) => literal(c, row[c.name]));
     // The user follows the row's values when the statement names it (a parameter it does not use has no type).
@@ -126,17 +123,24 @@ export function guardedInsertSteps(schema: Schema, userId: string, m: Mutation):
   return [...steps, ...after.values()];
 }
 
+/** A key a row sets: the parent it points at (`value`), and whether the row is owned through it. */
+interface KeyRef {
+  readonly fk: ForeignKeyModel;
+  readonly withOwner: boolean;
+  readonly value: string;
+}
+
 interface Planned {
-  readonly inserts: readonly { table: TableModel; cols: readonly ColumnModel[]; row: Readonly<Record<string, unknown>> }[];
+  readonly inserts: readonly { table: TableModel; cols: readonly ColumnModel[]; row: Readonly<Record<string, unknown>>; keys: readonly KeyRef[] }[];
   /** Each parent looked at once, by `parentKey`. */
-  readonly parents: ReadonlyMap<string, { fk: ForeignKeyModel; withOwner: boolean; value: string }>;
+  readonly parents: ReadonlyMap<string, KeyRef>;
 }
 
 /** The rows of an insert-only mutation, checked, and the parents they point at; undefined when it does not qualify. */
 function plan(schema: Schema, m: Mutation): Planned | undefined {
   if (m.ops.length === 0 || m.ops.length > MAX_SCRIPT_OPS) return undefined;
-  const inserts: { table: TableModel; cols: readonly ColumnModel[]; row: Readonly<Record<string, unknown>> }[] = [];
-  const parents = new Map<string, { fk: ForeignKeyModel; withOwner: boolean; value: string }>();
+  const inserts: Planned['inserts'][number][] = [];
+  const parents = new Map<string, KeyRef>();
   try {
     for (const [index, op] of m.ops.entries()) {
       if (op.op !== 'insert') return undefined;
@@ -144,14 +148,16 @@ function plan(schema: Schema, m: Mutation): Planned | undefined {
       const cols = checkColumns(table, op.row, index, true);
       const id = op.row[table.primaryKey];
       if (typeof id !== 'string' || id.length === 0) return undefined;
-      inserts.push({ table, cols, row: op.row });
+      const keys: KeyRef[] = [];
       for (const fk of table.foreignKeys) {
         const value = op.row[fk.column];
         if (typeof value !== 'string') continue;
-        const withOwner = table.owner.kind === 'through' && table.owner.column === fk.column;
-        const key = parentKey(fk.refTable, fk.refColumn, value, withOwner);
-        if (!parents.has(key)) parents.set(key, { fk, withOwner, value });
+        const ref = { fk, withOwner: table.owner.kind === 'through' && table.owner.column === fk.column, value };
+        keys.push(ref);
+        const key = parentKey(fk.refTable, fk.refColumn, value, ref.withOwner);
+        if (!parents.has(key)) parents.set(key, ref);
       }
+      inserts.push({ table, cols, row: op.row, keys });
     }
   } catch {
     return undefined; // a refusal: the ordinary path gives it
@@ -185,6 +191,16 @@ function statementTexts(schema: Schema): StatementTexts {
   const columns = (cols: readonly ColumnModel[]): string => cols.map((c) => q(c.name)).join(', ');
   const values = (cols: readonly ColumnModel[]): string => cols.map((c, i) => (c.kind === 'json' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ');
   const colsKey = (cols: readonly ColumnModel[]): string => cols.map((c) => c.name).join('\u0000');
+  /**
+   * The parent that `fk`'s value (SQL `value`) points at is there, visible
+   * to `user` (SQL) and, `withOwner`, owned by them; locked until COMMIT.
+   * NULL when it is not there, which fails a check as false does.
+   */
+  const parentHolds = (fk: ForeignKeyModel, withOwner: boolean, user: string, value: string): string => {
+    const parent = schema.table(fk.refTable);
+    const ok = `(${visibleCondition(schema, parent, 'p', user)})${withOwner ? ` AND ${ownerExpression(schema, parent, 'p')} = ${user}` : ''}`;
+    return `(SELECT ${ok} FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = ${value} FOR KEY SHARE OF p)`;
+  };
   texts = {
     insert: (table, cols) =>
       once(
@@ -214,21 +230,13 @@ function statementTexts(schema: Schema): StatementTexts {
         if (owner.kind === 'column') checks.push(`dovetail_row.${q(owner.column)}::text = ${user}`);
         for (const column of merged) {
           const fk = table.foreignKeys.find((k) => k.column === column) as ForeignKeyModel;
-          const parent = schema.table(fk.refTable);
-          const withOwner = owner.kind === 'through' && owner.column === column;
-          const ok = `(${visibleCondition(schema, parent, 'p', user)})${withOwner ? ` AND ${ownerExpression(schema, parent, 'p')} = ${user}` : ''}`;
-          checks.push(`coalesce((SELECT ${ok} FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = dovetail_row.${q(column)} FOR KEY SHARE OF p), false)`);
+          checks.push(parentHolds(fk, owner.kind === 'through' && owner.column === column, user, `dovetail_row.${q(column)}`));
         }
         const returning = checks.length > 0 ? ` RETURNING ${EXPECT_FUNCTION}(${checks.join(' AND ')})` : '';
         return `INSERT INTO ${q(table.name)} AS dovetail_row (${columns(cols)}) VALUES (${values(cols)})${returning}`;
       }),
-    // A missing parent makes the subquery NULL, which fails the check.
     parentGuard: (fk, withOwner) =>
-      once(`pg\u0000${fk.refTable}\u0000${fk.refColumn}\u0000${withOwner ? 'o' : '-'}`, () => {
-        const parent = schema.table(fk.refTable);
-        const ok = `(${visibleCondition(schema, parent, 'p')})${withOwner ? ` AND ${ownerExpression(schema, parent, 'p')} = $1` : ''}`;
-        return `SELECT ${EXPECT_FUNCTION}((SELECT ${ok} FROM ${q(parent.name)} p WHERE p.${q(fk.refColumn)} = $2 FOR KEY SHARE OF p))`;
-      }),
+      once(`pg\u0000${fk.refTable}\u0000${fk.refColumn}\u0000${withOwner ? 'o' : '-'}`, () => `SELECT ${EXPECT_FUNCTION}(${parentHolds(fk, withOwner, '$1', '$2')})`),
   };
   textsBySchema.set(schema, texts);
   return texts;

@@ -217,8 +217,10 @@ async function processRun(
 /** The mutation as the pipeline takes it (pipeline.ts), or undefined when it needs the careful path: too large, or not made only of inserts it can check without a decision between statements. */
 function pipelinable(deps: PushDeps, identity: Identity, clientId: string, m: Mutation & { prev?: string | null }): Pipelined | undefined {
   if (m.ops.length > deps.limits.maxOpsPerMutation) return undefined;
+  // Any other kind of mutation is turned away before its content is serialized.
+  const body = guardedInsertSteps(deps.schema, identity.userId, m);
+  if (!body) return undefined;
   const content = mutationContent(m);
   if (Buffer.byteLength(content) > deps.limits.maxMutationBytes) return undefined;
-  const body = guardedInsertSteps(deps.schema, identity.userId, m);
-  return body ? { m, open: openArgs(clientId, identity.userId, m, digestOf(content)), body } : undefined;
+  return { m, open: openArgs(clientId, identity.userId, m, digestOf(content)), body };
 }

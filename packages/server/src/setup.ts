@@ -55,7 +55,7 @@ const SIGNAL_SQL = `IF current_setting('${QUIET_SETTING}', true) IS DISTINCT FRO
 export const EXPECT_FUNCTION = '_dovetail_expect';
 
 /** The SQLSTATE of EXPECT_FUNCTION's failure (a class of its own: Postgres uses none starting with D). */
-export const EXPECTATION_FAILED = 'DT001';
+const EXPECTATION_FAILED = 'DT001';
 
 /** The schema the connection works in (where setup created the tables). */
 export async function currentSchema(sql: SqlQueryable): Promise<string> {

@@ -120,7 +120,7 @@ describe('an empty database', () => {
     const [a, b] = await Promise.all([applyMigration(sql, v2), applyMigration(sql, v2)]);
     expect(a.failed ?? b.failed).toBeUndefined();
     const all = [...ids(a.applied), ...ids(b.applied)].sort();
-    expect(all).toEqual(ids((planMigration(v2, { schema: 'x', tables: new Map() })).steps).sort());
+    expect(all).toEqual(ids((planMigration(v2, { schema: 'x', tables: new Map(), functions: new Set() })).steps).sort());
     const history = (await migrationStatus(sql, v2)).history.filter((h) => h.kind !== 'schema_version').map((h) => h.step);
     expect(new Set(history).size).toBe(history.length);
   });

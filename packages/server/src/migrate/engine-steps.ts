@@ -41,7 +41,7 @@ export function engineStep(catalog: Catalog): MigrationStep | undefined {
   const missingTables = ENGINE_TABLES.filter((t) => !catalog.tables.has(t));
   const missingIndexes = engineIndexes().filter((i) => !catalog.tables.get(i.table)?.indexes.some((x) => x.name === i.name));
   const missingColumns = engineColumns().filter((c) => catalog.tables.has(c.table) && !catalog.tables.get(c.table)?.columns.has(c.column));
-  const missingFunctions = catalog.functions ? engineFunctions().filter((f) => !catalog.functions?.has(f)) : [];
+  const missingFunctions = engineFunctions().filter((f) => !catalog.functions.has(f));
   if (missingTables.length === 0 && missingIndexes.length === 0 && missingColumns.length === 0 && missingFunctions.length === 0) return undefined;
   const what = [
     missingTables.length > 0 ? `tables ${missingTables.join(', ')}` : '',
